@@ -1,0 +1,7 @@
+"""``python -m search`` runs the ``lstm-tune`` command line."""
+
+import sys
+
+from search.cli import main
+
+sys.exit(main())

@@ -1,0 +1,152 @@
+"""The Ray Tune driver: sample with Optuna, stop early with ASHA, run the trials on Ray workers."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from search.config import Config
+from search.ray_session import cluster_cpus
+from search.searcher import AshaAwareOptunaSearch, optuna_space
+from search.storage import normalize_storage
+from search.trainable import METRIC, MODE, TIME_ATTR, TrialSettings, train_trial
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a finished search leaves for the steps after it."""
+
+    results: tune.ResultGrid
+    study: Any  # optuna.Study, or None after a resume, whose study Ray restores inside the searcher
+    wall_time_s: float
+
+
+class TrialLogger(tune.Callback):
+    """Log one sentence per trial start, end and error, with the trial id and its numbers."""
+
+    def __init__(self, max_t: int) -> None:
+        self._max_t = max_t
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        params = ", ".join(f"{key}={_format_param(value)}" for key, value in sorted(trial.config.items()))
+        logger.info("Trial %s started with %s.", trial.trial_id, params)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        epochs = int(result.get(TIME_ATTR, 0))
+        best = result.get("best_val_mae", math.nan)
+        if result.get("diverged"):
+            how = "diverged"
+        elif epochs < self._max_t:
+            how = "was stopped early by ASHA"
+        else:
+            how = "completed"
+        logger.info("Trial %s %s after %d of %d epochs, best val_mae %.5f.", trial.trial_id, how, epochs, self._max_t, best)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        logger.warning("Trial %s failed: %s", trial.trial_id, _first_line(trial.error_file))
+
+
+def _format_param(value: Any) -> str:
+    return f"{value:.2e}" if isinstance(value, float) else str(value)
+
+
+def _first_line(error_file: str | None) -> str:
+    if not error_file:
+        return "no error file was written."
+    try:
+        with open(error_file, encoding="utf-8") as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+    except OSError:
+        return f"see {error_file}."
+    return lines[-1] if lines else f"see {error_file}."
+
+
+def trial_settings(config: Config) -> TrialSettings:
+    return TrialSettings(
+        length=config.data.length,
+        horizon=config.data.horizon,
+        n_train=config.data.n_train,
+        n_val=config.data.n_val,
+        data_seed=config.data.seed,
+        search_seed=config.search.seed,
+        max_t=config.asha.max_t,
+        cpus_per_trial=config.resources.cpus_per_trial,
+    )
+
+
+def build_trainable(config: Config) -> Any:
+    """Wrap :func:`train_trial` with its settings and the CPUs each trial holds."""
+    trainable = tune.with_parameters(train_trial, settings=trial_settings(config))
+    return tune.with_resources(trainable, {"cpu": config.resources.cpus_per_trial})
+
+
+def max_concurrent_trials(config: Config) -> int:
+    """Return the configured limit, or as many trials as the cluster's CPUs hold at once."""
+    if config.search.max_concurrent_trials:
+        return config.search.max_concurrent_trials
+    return max(1, cluster_cpus() // config.resources.cpus_per_trial)
+
+
+def build_tuner(config: Config, name: str) -> tuple[tune.Tuner, AshaAwareOptunaSearch]:
+    """Assemble the Tuner: Optuna TPE for sampling, ASHA on val_mae per epoch for stopping."""
+    searcher = AshaAwareOptunaSearch(optuna_space(config.space), max_t=config.asha.max_t, seed=config.search.seed)
+
+    # ASHA's minimum resource r is grace_period, its maximum R is max_t and its
+    # reduction factor η is reduction_factor, all counted in epochs.
+    scheduler = ASHAScheduler(
+        time_attr=TIME_ATTR,
+        max_t=config.asha.max_t,
+        grace_period=config.asha.grace_period,
+        reduction_factor=config.asha.reduction_factor,
+    )
+
+    concurrent = max_concurrent_trials(config)
+    logger.info(
+        "Searching %d trials, at most %d at once with %d CPU each; ASHA grace_period=%d, max_t=%d, reduction_factor=%d.",
+        config.search.samples,
+        concurrent,
+        config.resources.cpus_per_trial,
+        config.asha.grace_period,
+        config.asha.max_t,
+        config.asha.reduction_factor,
+    )
+
+    tuner = tune.Tuner(
+        build_trainable(config),
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=MODE,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=config.search.samples,
+            max_concurrent_trials=concurrent,
+            # Reusing a worker for the next trial saves importing TensorFlow again.
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=normalize_storage(config.run.storage),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
+            callbacks=[TrialLogger(config.asha.max_t)],
+            verbose=1,
+        ),
+    )
+    return tuner, searcher
+
+
+def run_search(config: Config, name: str) -> SearchOutcome:
+    """Run every trial of the search and return Ray Tune's results."""
+    started = time.perf_counter()
+    tuner, searcher = build_tuner(config, name)
+    results = tuner.fit()
+    return SearchOutcome(results=results, study=searcher.study, wall_time_s=time.perf_counter() - started)

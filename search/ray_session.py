@@ -1,0 +1,47 @@
+"""Starting a local Ray or attaching to a running cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+logger = logging.getLogger(__name__)
+
+# Environment of every Ray worker: TensorFlow's C++ start-up notices would
+# otherwise fill the terminal once per worker.
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def start_ray(address: str | None, num_cpus: int) -> None:
+    """Start a local Ray for this program, or connect to the cluster at ``address``.
+
+    Args:
+        address: None for a local Ray; ``auto`` or ``HOST:PORT`` of a running cluster.
+        num_cpus: CPUs of the local Ray; 0 takes every core. Ignored with ``address``.
+    """
+    if ray.is_initialized():
+        return
+
+    runtime_env = {"env_vars": dict(WORKER_ENV)}
+    if address:
+        logger.info("Connecting to the Ray cluster at %s.", address)
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        return
+
+    cpus = num_cpus or os.cpu_count() or 1
+    logger.info("Starting a local Ray with %d CPUs.", cpus)
+    ray.init(
+        num_cpus=cpus,
+        include_dashboard=False,
+        runtime_env=runtime_env,
+        log_to_driver=True,
+        configure_logging=True,
+        logging_level=logging.WARNING,
+    )
+
+
+def cluster_cpus() -> int:
+    """Return the CPUs that the connected Ray reports, at least 1."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -1,0 +1,137 @@
+"""The Ray Tune trial: build data and a model from the sampled config, train, report every epoch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import socket
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from search.threads import configure_threads
+
+METRIC = "val_mae"
+MODE = "min"
+TIME_ATTR = "epoch"
+
+_MODEL_FILE = "model.keras"
+_STATE_FILE = "state.json"
+
+# Streams of numpy's seed sequence, so that the sets drawn from one seed are independent.
+TRAIN_STREAM = 1
+VAL_STREAM = 2
+RETRAIN_STREAM = 3
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial shares: data sizes and seeds, the epoch limit and its CPUs."""
+
+    length: int
+    horizon: int
+    n_train: int
+    n_val: int
+    data_seed: int
+    search_seed: int
+    max_t: int
+    cpus_per_trial: int
+
+
+def trial_seed(search_seed: int, trial_id: str) -> int:
+    """Derive a weight-initialisation seed that differs between trials but not between reruns."""
+    return zlib.crc32(f"{search_seed}:{trial_id}".encode()) & 0x7FFFFFFF
+
+
+def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
+    """Train one sampled configuration for up to ``max_t`` epochs, reporting after each.
+
+    Each report carries ``val_mae`` for ASHA and Optuna and a checkpoint of the model
+    with its optimizer state, so a trial whose worker died restarts from its last
+    epoch. A trial whose loss or validation MAE stops being finite reports
+    ``diverged`` and ends.
+    """
+    configure_threads(settings.cpus_per_trial)
+    import keras
+
+    # A reused worker traces a new model for each trial, which TensorFlow reports
+    # as excessive retracing although each trial traces only once.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+    from data import generate_examples
+    from model import build_stacked_lstm, fit_epochs, load_model, save_model
+
+    # Keras keeps layer-name counters and graphs per process; a reused worker
+    # starts each trial clean so memory does not grow from trial to trial.
+    keras.backend.clear_session()
+
+    train = generate_examples(settings.n_train, settings.length, settings.horizon, seed=[settings.data_seed, TRAIN_STREAM])
+    val = generate_examples(settings.n_val, settings.length, settings.horizon, seed=[settings.data_seed, VAL_STREAM])
+
+    context = tune.get_context()
+    trial_id = context.get_trial_id()
+    node = socket.gethostname()
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            model = load_model(Path(folder) / _MODEL_FILE)
+            state = json.loads((Path(folder) / _STATE_FILE).read_text())
+        initial_epoch = int(state["epoch"])
+        best_val_mae = float(state["best_val_mae"])
+    else:
+        keras.utils.set_random_seed(trial_seed(settings.search_seed, trial_id))
+        model = build_stacked_lstm(
+            depth=int(config["depth"]),
+            units=int(config["units"]),
+            length=settings.length,
+            horizon=settings.horizon,
+            learning_rate=float(config["learning_rate"]),
+        )
+        initial_epoch = 0
+        best_val_mae = math.inf
+
+    def report_epoch(trained: keras.Model, result: Any) -> bool:
+        nonlocal best_val_mae
+        diverged = not result.is_finite
+        if not diverged:
+            best_val_mae = min(best_val_mae, result.val_mae)
+
+        metrics = {
+            TIME_ATTR: result.epoch,
+            METRIC: result.val_mae if not diverged else math.nan,
+            "loss": result.loss,
+            "best_val_mae": best_val_mae,
+            "epoch_time_s": result.epoch_time_s,
+            "diverged": diverged,
+            "node": node,
+        }
+
+        # A diverged model is not worth resuming, so its last report carries no checkpoint.
+        if diverged:
+            tune.report(metrics)
+            return True
+
+        with tempfile.TemporaryDirectory(prefix="lstm-tune-checkpoint-") as folder:
+            save_model(trained, Path(folder) / _MODEL_FILE)
+            state = {"epoch": result.epoch, "best_val_mae": best_val_mae}
+            (Path(folder) / _STATE_FILE).write_text(json.dumps(state))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        return False
+
+    fit_epochs(
+        model,
+        train.X,
+        train.y,
+        val.X,
+        val.y,
+        epochs=settings.max_t,
+        batch_size=int(config["batch_size"]),
+        initial_epoch=initial_epoch,
+        on_epoch_end=report_epoch,
+    )
