@@ -25,7 +25,7 @@ class SearchOutcome:
     """What a finished search leaves for the steps after it."""
 
     results: tune.ResultGrid
-    study: Any  # optuna.Study, or None after a resume, whose study Ray restores inside the searcher
+    searcher: AshaAwareOptunaSearch
     wall_time_s: float
 
 
@@ -149,4 +149,4 @@ def run_search(config: Config, name: str) -> SearchOutcome:
     started = time.perf_counter()
     tuner, searcher = build_tuner(config, name)
     results = tuner.fit()
-    return SearchOutcome(results=results, study=searcher.study, wall_time_s=time.perf_counter() - started)
+    return SearchOutcome(results=results, searcher=searcher, wall_time_s=time.perf_counter() - started)

@@ -32,7 +32,10 @@ def start_ray(address: str | None, num_cpus: int) -> None:
 
     cpus = num_cpus or os.cpu_count() or 1
     logger.info("Starting a local Ray with %d CPUs.", cpus)
+    # address="local" always starts a new Ray, even when a cluster started with
+    # `ray start` runs on this machine; a plain ray.init() would join that one.
     ray.init(
+        address="local",
         num_cpus=cpus,
         include_dashboard=False,
         runtime_env=runtime_env,

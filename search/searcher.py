@@ -93,6 +93,11 @@ class AshaAwareOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
         logger.debug("Trial %s told to Optuna as %s after %d epochs.", trial_id, state.name, epochs)
 
+    def optuna_state(self, trial_id: str) -> TrialState:
+        """Return the state the Optuna study holds for a Ray Tune trial."""
+        number = self._ot_trials[trial_id].number
+        return self._ot_study.trials[number].state
+
     @property
     def study(self) -> optuna.Study:
         """The Optuna study behind the search."""
