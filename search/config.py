@@ -50,7 +50,7 @@ class SpaceConfig:
 class SearchConfig:
     """How many trials to run and how the Optuna sampler is seeded."""
 
-    samples: int = 24  # trials to run in all
+    samples: int = 20  # trials to run in all
     seed: int = 0  # seeds Optuna's TPE sampler and each trial's weight initialisation
     max_concurrent_trials: int = 0  # 0 fills the CPUs that Ray sees
     max_failures: int = 2  # retries of a trial whose worker died, each from its last checkpoint
@@ -65,8 +65,8 @@ class AshaConfig:
     1/``reduction_factor`` (η) of the trials that reached it go on.
     """
 
-    max_t: int = 24
-    grace_period: int = 3
+    max_t: int = 20
+    grace_period: int = 2
     reduction_factor: int = 3
 
 
@@ -74,9 +74,10 @@ class AshaConfig:
 class RetrainConfig:
     """Retraining of the best configuration on more data, and the baselines it is compared with."""
 
-    n_train: int = 10_000  # training series for the retrain
-    epochs: int = 60  # upper bound: the retrain stops earlier once validation MAE stalls
-    patience: int = 12  # epochs without a better validation MAE before the retrain stops
+    n_train: int = 8000  # training series for the retrain
+    epochs: int = 40  # upper bound: the retrain stops earlier once validation MAE stalls
+    patience: int = 8  # epochs without a better validation MAE before the retrain stops
+    max_time_s: int = 360  # wall-time budget in seconds; 0 means none. Checked after each epoch
     notebook_baseline: bool = True  # also train the starting notebook's 4x20 model as a baseline
 
 
@@ -120,7 +121,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"n_train": 256, "n_val": 128, "n_test": 256},
         "search": {"samples": 8},
         "asha": {"max_t": 4, "grace_period": 1, "reduction_factor": 3},
-        "retrain": {"n_train": 512, "epochs": 3, "patience": 3, "notebook_baseline": False},
+        "retrain": {"n_train": 512, "epochs": 3, "patience": 3, "max_time_s": 60, "notebook_baseline": False},
     },
 }
 
@@ -140,6 +141,7 @@ _MINIMUM = {
     "retrain.n_train": 1,
     "retrain.epochs": 1,
     "retrain.patience": 1,
+    "retrain.max_time_s": 0,
     "resources.cpus_per_trial": 1,
     "resources.num_cpus": 0,
 }

@@ -9,9 +9,15 @@ import ray
 
 logger = logging.getLogger(__name__)
 
-# Environment of every Ray worker: TensorFlow's C++ start-up notices would
-# otherwise fill the terminal once per worker.
-WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+# Environment of every Ray worker.
+WORKER_ENV = {
+    # TensorFlow's C++ start-up notices would otherwise fill the terminal once per worker.
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    # A reused worker may start its next trial only once the stopped trial's
+    # thread has finished the epoch it was in. Ray waits 2 s by default and then
+    # fails the new trial, so an epoch longer than that would fail trials.
+    "TUNE_FUNCTION_THREAD_TIMEOUT_S": "600",
+}
 
 
 def start_ray(address: str | None, num_cpus: int) -> None:

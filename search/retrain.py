@@ -108,6 +108,15 @@ def retrain(config: Config, params: dict[str, Any], test: Any) -> tuple[Any, Ret
         )
         return False
 
+    def stop_after_budget(trained: Any, result: Any) -> bool:
+        log_epoch(trained, result)
+        over_budget = settings.max_time_s and time.perf_counter() - started >= settings.max_time_s
+        if over_budget and result.epoch < settings.epochs:
+            logger.info("Retrain stops after epoch %d: its %d s budget (retrain.max_time_s) is spent.", result.epoch, settings.max_time_s)
+        return bool(over_budget)
+
+    # EarlyStopping restores the best epoch's weights when training ends, whether
+    # patience, the epoch limit or the time budget ended it (Keras 3.15 on_train_end).
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, settings.patience // 3)),
@@ -120,7 +129,7 @@ def retrain(config: Config, params: dict[str, Any], test: Any) -> tuple[Any, Ret
         val.y,
         epochs=settings.epochs,
         batch_size=int(params["batch_size"]),
-        on_epoch_end=log_epoch,
+        on_epoch_end=stop_after_budget,
         extra_callbacks=callbacks,
     )
 

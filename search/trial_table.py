@@ -40,6 +40,8 @@ COLUMNS = [
 EPOCH_COLUMNS = ["trial_id", "epoch", "val_mae", "loss", "epoch_time_s"]
 PARAMS = ["depth", "units", "batch_size", "learning_rate"]
 
+TRIAL_DIR_PREFIX = "train_trial_"  # Ray names trial folders after the trainable, search.trainable.train_trial
+
 # Stop reasons.
 COMPLETED = "completed"
 STOPPED_EARLY = "stopped early"
@@ -79,6 +81,18 @@ def _trial_states(folder: RunFolder) -> dict[str, dict[str, Any]]:
             "dirname": trial.get("relative_logdir"),
         }
     return states
+
+
+def _trial_dirnames(folder: RunFolder, states: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Map trial ids to their folders: from Ray's state, else from names ``<trainable>_<trial_id>_<n>_...``."""
+    present = set(folder.list_dirs())
+    dirnames = {trial_id: state["dirname"] for trial_id, state in states.items() if state.get("dirname") in present}
+    known = set(dirnames.values())
+    for name in present - known:
+        parts = name.split("_")
+        if name.startswith(TRIAL_DIR_PREFIX) and len(parts) > 2:
+            dirnames.setdefault(parts[2], name)
+    return dirnames
 
 
 def _read_results(folder: RunFolder, dirname: str) -> list[dict[str, Any]]:
@@ -126,7 +140,7 @@ def read_trial_tables(folder: RunFolder, max_t: int) -> TrialTables:
             those ASHA stopped early.
     """
     states = _trial_states(folder)
-    dirnames = {name.split("_")[2]: name for name in folder.list_dirs() if name.count("_") >= 2}
+    dirnames = _trial_dirnames(folder, states)
     rows: list[dict[str, Any]] = []
     epoch_rows: list[dict[str, Any]] = []
 
