@@ -35,10 +35,10 @@ def notebook_forecast(
     X: np.ndarray,
     seed: int = 0,
 ) -> np.ndarray:
-    """Train the starting notebook's model the way it was trained, then forecast ``X``.
+    """Train the reference 4x20 model the way it was first trained, then forecast ``X``.
 
-    The caller passes the 500 training series; the validation set is only watched,
-    never used to pick weights, so the baseline stays what the notebook produced.
+    The caller passes the 500 training series. The validation set is only watched and
+    never used to pick weights, so the baseline stays the model as first trained.
     """
     import keras
 

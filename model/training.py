@@ -13,7 +13,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class EpochResult:
-    """What one finished epoch measured.
+    """Measurements of one finished epoch.
 
     Attributes:
         epoch: 1-based number of the epoch that just finished.

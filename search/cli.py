@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--preset", choices=sorted(PRESETS), help="named settings under the config file: smoke or laptop")
     search.add_argument("--samples", type=_positive_int, metavar="N", help="trials to run (search.samples)")
     search.add_argument("--name", help="run name, a single folder name (run.name); default: search-DATE-TIME")
-    search.add_argument("--storage", metavar="PATH", help="folder or URI that holds the runs (run.storage)")
+    search.add_argument("--storage", metavar="PATH", help="folder or URI that contains the runs (run.storage)")
     search.add_argument("--address", help="address of a running Ray cluster, or 'auto'; default: start a local Ray")
     search.add_argument("--seed", type=_int, metavar="N", help="seed of the sampler and of the data (search.seed, data.seed)")
 
@@ -138,8 +138,8 @@ def _quiet_libraries() -> None:
     from search.threads import quiet_tensorflow
 
     quiet_tensorflow()
-    # Ray warns each time a trial's checkpoint forces an experiment snapshot; with a
-    # checkpoint per epoch that is every few seconds and says nothing new.
+    # Ray warns each time a trial's checkpoint forces an experiment snapshot. With a
+    # checkpoint per epoch that happens every few seconds and adds nothing.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     warnings.filterwarnings("ignore", category=optuna_experimental_warning())
 

@@ -52,7 +52,7 @@ class SearchConfig:
 
     samples: int = 20  # trials to run in all
     seed: int = 0  # seeds Optuna's TPE sampler and each trial's weight initialisation
-    max_concurrent_trials: int = 0  # 0 fills the CPUs that Ray sees
+    max_concurrent_trials: int = 0  # 0 fills the CPUs that Ray reports
     max_failures: int = 2  # retries of a trial whose worker died, each from its last checkpoint
 
 
@@ -91,7 +91,7 @@ class ResourcesConfig:
 
 @dataclass
 class RunConfig:
-    """Where a run is stored and under which name."""
+    """Storage location and name of a run."""
 
     storage: str = "runs"  # local folder, or any URI Ray Tune accepts (s3://, gs://, ...)
     name: str = ""  # empty picks `search-YYYYmmdd-HHMMSS`
@@ -211,7 +211,7 @@ def load_yaml_mapping(file: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(
-            f"--config: '{path}' holds a {type(loaded).__name__}, expected a mapping of sections "
+            f"--config: '{path}' contains a {type(loaded).__name__}, expected a mapping of sections "
             f"({', '.join(Config().to_dict())})."
         )
     return loaded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SearchOutcome:
-    """What a finished search leaves for the steps after it."""
+    """Results of a finished search, for the steps after it."""
 
     results: tune.ResultGrid
     searcher: AshaAwareOptunaSearch
@@ -148,5 +149,12 @@ def run_search(config: Config, name: str) -> SearchOutcome:
     """Run every trial of the search and return Ray Tune's results."""
     started = time.perf_counter()
     tuner, searcher = build_tuner(config, name)
-    results = tuner.fit()
+
+    # Ray Tune replaces the SIGINT handler while it runs and leaves its own in
+    # place afterwards, which would make Ctrl-C do nothing during the retrain.
+    sigint_handler = signal.getsignal(signal.SIGINT)
+    try:
+        results = tuner.fit()
+    finally:
+        signal.signal(signal.SIGINT, sigint_handler)
     return SearchOutcome(results=results, searcher=searcher, wall_time_s=time.perf_counter() - started)

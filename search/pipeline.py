@@ -29,7 +29,7 @@ class SearchFailedError(RuntimeError):
 
 @dataclass(frozen=True)
 class RunResult:
-    """Where a finished run's outputs are and its headline numbers."""
+    """Location and headline numbers of a finished run."""
 
     folder: RunFolder
     best: dict[str, Any]

@@ -46,7 +46,7 @@ def open_run(location: str) -> StoredRun:
     """Open a run folder written by ``lstm-tune search``.
 
     Raises:
-        ConfigError: If the location is not a folder or holds no run.
+        ConfigError: If the location is not a folder or contains no run.
     """
     try:
         folder = RunFolder(location)

@@ -1,4 +1,4 @@
-"""Optuna TPE search that tells Optuna which trials ASHA stopped, and how each trial ended."""
+"""Optuna TPE search that records in the Optuna study how each trial ended, ASHA stops included."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def optuna_space(space: SpaceConfig) -> dict[str, optuna.distributions.BaseDistr
 class AshaAwareOptunaSearch(OptunaSearch):
     """Optuna search that records ASHA-stopped trials as pruned and diverged ones as failed.
 
-    Ray's own ``OptunaSearch`` tells Optuna that every trial without an error is
+    Ray's own ``OptunaSearch`` records every trial without an error as
     complete, with the last value it saw. A trial that ASHA stopped after one epoch
     would then count as a finished model with a one-epoch MAE, and TPE would learn
     from a value that no finished model has. Here such a trial is told as pruned,
@@ -91,7 +91,7 @@ class AshaAwareOptunaSearch(OptunaSearch):
 
         self._ot_study.tell(ot_trial, value, state=state)
         self._completed_trials.add(trial_id)
-        logger.debug("Trial %s told to Optuna as %s after %d epochs.", trial_id, state.name, epochs)
+        logger.debug("Trial %s recorded in the Optuna study as %s after %d epochs.", trial_id, state.name, epochs)
 
     def optuna_state(self, trial_id: str) -> TrialState:
         """Return the state the Optuna study holds for a Ray Tune trial."""

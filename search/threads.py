@@ -19,7 +19,7 @@ def configure_threads(cpus: int) -> None:
     Without this, each of several trials on one machine starts a thread per core and
     they slow each other down. TensorFlow accepts the setting only before its
     runtime starts; a worker process that runs a second trial keeps the setting of
-    its first, which holds the same number of CPUs.
+    its first, which had the same number of CPUs.
     """
     quiet_tensorflow()
     import tensorflow as tf
@@ -31,7 +31,7 @@ def configure_threads(cpus: int) -> None:
         current = tf.config.threading.get_intra_op_parallelism_threads()
         if current != cpus:
             logger.warning(
-                "TensorFlow already runs with %d intra-op threads in process %d; this trial holds %d CPUs.",
+                "TensorFlow already runs with %d intra-op threads in process %d, but this trial has %d CPUs.",
                 current,
                 os.getpid(),
                 cpus,

@@ -31,7 +31,7 @@ RETRAIN_STREAM = 3
 
 @dataclass(frozen=True)
 class TrialSettings:
-    """What every trial shares: data sizes and seeds, the epoch limit and its CPUs."""
+    """Settings shared by every trial: data sizes and seeds, the epoch limit and its CPUs."""
 
     length: int
     horizon: int

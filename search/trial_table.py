@@ -1,8 +1,8 @@
 """The results table: one row per trial, read from Ray Tune's experiment folder.
 
-Everything here comes from the JSON files Ray Tune writes as a search runs
-(``experiment_state-*.json`` and each trial's ``result.json``), read with the
-``json`` module only, so reading a run never unpickles anything and works on a
+Everything here comes from the JSON files Ray Tune writes as a search runs:
+``experiment_state-*.json`` and each trial's ``result.json``. They are read with the
+``json`` module only, so reading a run never unpickles anything. It works on a
 finished run and on one still running.
 """
 

@@ -49,7 +49,7 @@ def test_dump_yaml_round_trips(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("yaml_text", "expected_message"),
     [
-        ("- 1\n- 2\n", "holds a list, expected a mapping"),
+        ("- 1\n- 2\n", "contains a list, expected a mapping"),
         ("data: [1, 2\n", "is not valid YAML at line"),
         ("dta:\n  length: 3\n", "dta: unknown key. Did you mean 'data'"),
         ("data:\n  lenght: 3\n", "data.lenght: unknown key. Did you mean 'data.length'"),

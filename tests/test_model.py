@@ -45,7 +45,7 @@ def test_build_stacked_lstm_rejects_invalid_sizes(kwargs, message) -> None:
         build_stacked_lstm(**arguments)
 
 
-def test_fit_epochs_calls_hook_after_each_epoch_and_stops_when_asked() -> None:
+def test_fit_epochs_hook_stops_training() -> None:
     keras.utils.set_random_seed(0)
     data = generate_examples(32, length=10, horizon=2, seed=0)
     model = build_stacked_lstm(depth=1, units=4, length=10, horizon=2, learning_rate=1e-2)

@@ -40,7 +40,7 @@ def test_smoke_search_writes_every_output(smoke_run) -> None:
         assert (folder / name).stat().st_size > 0, f"{name} is empty"
 
 
-def test_smoke_search_runs_every_trial_and_asha_stops_some(smoke_run) -> None:
+def test_smoke_search_asha_stops_trials(smoke_run) -> None:
     folder, _ = smoke_run
     trials = pd.read_csv(folder / "results.csv")
 
