@@ -65,6 +65,30 @@ def plot_forecasts(
     return path
 
 
+def plot_mae_comparison(labels: list[str], maes: list[float], path: Path) -> Path:
+    """Draw the test MAE of the tuned model and of each baseline as horizontal bars on a log scale."""
+    figure, axis = plt.subplots(figsize=(8, 0.6 * len(labels) + 1.4))
+    positions = np.arange(len(labels))
+    colours = ["tab:blue"] + ["tab:gray"] * (len(labels) - 1)
+
+    axis.barh(positions, maes, color=colours)
+    for position, value in zip(positions, maes):
+        axis.text(value, position, f" {value:.4f}", va="center", fontsize=9)
+
+    axis.set_yticks(positions, labels)
+    axis.invert_yaxis()
+    axis.set_xscale("log")
+    # Bars on a log axis start at its left edge, so the edge sits well below the
+    # smallest MAE to keep bar lengths comparable.
+    axis.set_xlim(min(maes) / 4, max(maes) * 3)
+    axis.set_xlabel("test MAE (log scale, lower is better)")
+    axis.set_title("Tuned model against the baselines on the test set")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def plot_learning_curves(trials: pd.DataFrame, epochs: pd.DataFrame, path: Path) -> Path:
     """Draw every trial's validation MAE per epoch; early-stopped trials show as dashed grey lines."""
     figure, axis = plt.subplots(figsize=(8, 5))

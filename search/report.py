@@ -21,6 +21,7 @@ from search.trial_table import COMPLETED, DIVERGED, FAILED, STOPPED_EARLY, Trial
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "report.md"
+COMPARISON_PLOT = "mae_comparison.png"
 FORECAST_PLOT = "forecasts.png"
 CURVES_PLOT = "learning_curves.png"
 SEARCH_PLOT = "search_learning_rate.png"
@@ -149,6 +150,7 @@ def render_markdown(best: dict[str, Any], trials: pd.DataFrame, images: dict[str
     ]
 
     captions = {
+        COMPARISON_PLOT: "Test MAE of the tuned model and the baselines",
         FORECAST_PLOT: "Forecasts of the retrained model on test series",
         CURVES_PLOT: "Validation MAE per epoch of every trial (dashed grey: stopped early by ASHA)",
         SEARCH_PLOT: "Best validation MAE by learning rate and depth",
@@ -185,6 +187,14 @@ def write_report(
     with tempfile.TemporaryDirectory(prefix="lstm-tune-report-") as scratch:
         scratch_path = Path(scratch)
 
+        comparison = comparison_table(best)
+        images[COMPARISON_PLOT] = str(
+            plots.plot_mae_comparison(
+                list(comparison["model"]),
+                [float(best["test_mae"]), *(float(value) for value in best["baselines"].values())],
+                scratch_path / COMPARISON_PLOT,
+            )
+        )
         if forecast_inputs is not None:
             X, y, predicted = forecast_inputs
             images[FORECAST_PLOT] = str(plots.plot_forecasts(X, y, predicted, scratch_path / FORECAST_PLOT))

@@ -21,6 +21,7 @@ EXPECTED_FILES = [
     "forecasts.png",
     "learning_curves.png",
     "search_learning_rate.png",
+    "mae_comparison.png",
 ]
 
 
@@ -89,7 +90,7 @@ def test_smoke_search_report_has_comparison_counts_and_plots(smoke_run) -> None:
     assert "constant 0.5" in report
     assert "Stopped early by ASHA:" in report
     assert "### Top trials" in report
-    for image in ("forecasts.png", "learning_curves.png", "search_learning_rate.png"):
+    for image in ("mae_comparison.png", "forecasts.png", "learning_curves.png", "search_learning_rate.png"):
         assert f"]({image})" in report
         assert (folder / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
