@@ -4,14 +4,58 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import ray
+
+from search.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
 # Environment of every Ray worker: TensorFlow's C++ start-up notices would
 # otherwise fill the terminal once per worker.
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+# Seconds to wait for a TCP connection to a cluster's address. ray.init itself
+# retries an address where nothing answers for minutes before it gives up.
+ADDRESS_TIMEOUT_S = 10
+
+
+def check_address(address: str) -> None:
+    """Check that ``auto`` or ``[ray://]HOST:PORT`` was given and that HOST:PORT accepts connections.
+
+    The check opens and closes one TCP connection, so a wrong address fails within
+    ``ADDRESS_TIMEOUT_S`` seconds. ``auto`` is left to ``ray.init``, which fails at
+    once when no cluster runs on this machine.
+
+    NOTE: a port that accepts connections but is not a Ray cluster's GCS passes
+    this check, and ``ray.init`` then retries it for minutes.
+
+    Raises:
+        ConfigError: If the address is malformed or nothing answers there.
+    """
+    if address == "auto":
+        return
+    host, separator, port_text = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # an IPv6 host is written [::1]:6379
+    if not separator or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"--address: got '{address}', expected 'auto' or HOST:PORT of a Ray cluster, such as 10.0.0.5:6379.")
+
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=ADDRESS_TIMEOUT_S):
+            pass
+    except TimeoutError:
+        raise ConfigError(
+            f"--address: no answer from '{address}' within {ADDRESS_TIMEOUT_S} s; check that the Ray cluster runs "
+            "and that its port is reachable, or leave out --address to start a local Ray."
+        ) from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(
+            f"--address: cannot connect to '{address}': {reason}; check that the Ray cluster runs there, "
+            "or leave out --address to start a local Ray."
+        ) from None
 
 
 def start_ray(address: str | None, num_cpus: int) -> None:
@@ -27,7 +71,11 @@ def start_ray(address: str | None, num_cpus: int) -> None:
     runtime_env = {"env_vars": dict(WORKER_ENV)}
     if address:
         logger.info("Connecting to the Ray cluster at %s.", address)
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        except ConnectionError as error:
+            reason = " ".join(str(error).split())
+            raise ConfigError(f"--address: cannot connect to a Ray cluster at '{address}': {reason}") from None
         return
 
     cpus = num_cpus or os.cpu_count() or 1
