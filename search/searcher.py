@@ -60,7 +60,10 @@ class AshaAwareOptunaSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._completed_trials:
             return
+        self._record(trial_id, result)
 
+    def _record(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Report a result's value to Optuna as the intermediate value of its epoch, or mark the trial failed."""
         epoch = int(result[TIME_ATTR])
         value = result.get(METRIC)
         if value is None or not math.isfinite(value) or result.get("diverged") or result.get("error"):
@@ -78,6 +81,11 @@ class AshaAwareOptunaSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
+
+        # Ray Tune hands the result on which ASHA stopped a trial, and the last result
+        # of a trial that ran max_t epochs, only to this method, not to on_trial_result.
+        if result and not error and TIME_ATTR in result:
+            self._record(trial_id, result)
 
         ot_trial = self._ot_trials[trial_id]
         values = self._values.get(trial_id, {})
