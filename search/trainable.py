@@ -16,6 +16,8 @@ from ray import tune
 
 from search.threads import configure_threads
 
+logger = logging.getLogger(__name__)
+
 METRIC = "val_mae"
 MODE = "min"
 TIME_ATTR = "epoch"
