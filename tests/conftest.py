@@ -18,6 +18,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # TensorFlow's C++ notices would fill the captured output of every test.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Sections of a config file for searches that only test how trials start and end:
+# small data, three epochs and a one-epoch retrain.
+TINY_CONFIG = """\
+data: {n_train: 128, n_val: 64, n_test: 64}
+asha: {max_t: 3, grace_period: 1, reduction_factor: 3}
+retrain: {n_train: 128, epochs: 1, patience: 1, notebook_baseline: false}
+resources: {num_cpus: 2}
+"""
+
+
+def write_config(folder: Path, text: str) -> Path:
+    """Write a config file into ``folder`` and return its path."""
+    path = folder / "config.yaml"
+    path.write_text(text)
+    return path
+
 
 def run_cli(*args: str, timeout_s: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m search ARGS`` in a fresh process, as a user would, and capture its output."""
