@@ -182,6 +182,12 @@ def optuna_experimental_warning() -> type[Warning]:
     return ExperimentalWarning
 
 
+def _shutdown_ray() -> None:
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     from search.pipeline import SearchFailedError, SearchInterruptedError
@@ -197,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lstm-tune {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except SearchInterruptedError as error:
+        # Ray forwards worker output with a delay; stopping it first keeps the
+        # resume command the last line on the terminal.
+        _shutdown_ray()
         print(f"lstm-tune {args.command}: {error}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:

@@ -29,7 +29,7 @@ class SearchFailedError(RuntimeError):
 
 
 class SearchInterruptedError(RuntimeError):
-    """The search stopped before every trial ended; the message says how to go on."""
+    """The search stopped before every trial ended; the message contains the command that resumes it."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,8 @@ def open_run_to_resume(storage: str, name: str) -> tuple[RunFolder, Config]:
 
 def resume_command(config: Config, address: str | None) -> str:
     """Return the shell command that resumes this run."""
-    command = ["lstm-tune", "search", "--resume", "--storage", config.run.storage, "--name", config.run.name]
+    storage = normalize_storage(config.run.storage)
+    command = ["lstm-tune", "search", "--resume", "--storage", storage, "--name", config.run.name]
     if address:
         command += ["--address", address]
     return shlex.join(command)

@@ -18,7 +18,7 @@ WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 # Seconds to wait for a TCP connection to a cluster's address. ray.init itself
-# retries an address where nothing answers for minutes before it gives up.
+# retries an address that accepts no connection for minutes before it gives up.
 ADDRESS_TIMEOUT_S = 10
 
 
@@ -33,7 +33,7 @@ def check_address(address: str) -> None:
     this check, and ``ray.init`` then retries it for minutes.
 
     Raises:
-        ConfigError: If the address is malformed or nothing answers there.
+        ConfigError: If the address is malformed or accepts no connection.
     """
     if address == "auto":
         return
@@ -47,7 +47,7 @@ def check_address(address: str) -> None:
             pass
     except TimeoutError:
         raise ConfigError(
-            f"--address: no answer from '{address}' within {ADDRESS_TIMEOUT_S} s; check that the Ray cluster runs "
+            f"--address: connection to '{address}' timed out after {ADDRESS_TIMEOUT_S} s; check that the Ray cluster runs "
             "and that its port is reachable, or leave out --address to start a local Ray."
         ) from None
     except OSError as error:

@@ -59,7 +59,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     ``diverged`` and ends.
 
     An exception raised while training ends the trial with a last report whose
-    ``error`` field holds the message, so the trial is recorded as failed. Ray Tune
+    ``error`` field contains the message, so the trial is recorded as failed. Ray Tune
     retries every trial that raises, up to ``FailureConfig.max_failures`` times, but
     a configuration that raised once raises again, so only a dead worker is retried.
     """

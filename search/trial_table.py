@@ -131,8 +131,8 @@ def read_trial_tables(folder: RunFolder, max_t: int) -> TrialTables:
     epoch_rows: list[dict[str, Any]] = []
 
     # Once Ray has saved its experiment state, that state lists the trials. A trial
-    # folder outside it belongs to a trial that started after the last save of a
-    # driver that was killed; a resumed search never continues that trial.
+    # folder outside it comes from a killed driver that started the trial after its
+    # last save. A resumed search never continues such a trial.
     trial_ids = set(states) if states else set(dirnames)
     for trial_id in sorted(trial_ids):
         state = states.get(trial_id, {"status": "UNKNOWN", "failures": 0, "config": {}})

@@ -48,15 +48,19 @@ def run_cli(*args: str, timeout_s: float = 600, env: dict[str, str] | None = Non
     )
 
 
-def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``python -m search ARGS`` in the background, with its output in pipes."""
+def start_cli(*args: str, new_session: bool = False) -> subprocess.Popen:
+    """Start ``python -m search ARGS`` in the background, with its output in pipes.
+
+    With ``new_session``, the command and the Ray it starts get their own process
+    group, which a test can signal as a terminal's Ctrl-C does.
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "search", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO_ROOT,
-        env={**os.environ, **(env or {})},
+        start_new_session=new_session,
     )
 
 
@@ -73,7 +77,7 @@ def trial_statuses(run_folder: Path) -> dict[str, str]:
     return {trial["trial_id"]: trial["status"] for trial in trials}
 
 
-def wait_for(condition, timeout_s: float, what: str, process: subprocess.Popen | None = None):
+def wait_for(condition, timeout_s: float, description: str, process: subprocess.Popen | None = None):
     """Poll ``condition`` every 0.2 s until it returns a true value, and return that value."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -81,9 +85,9 @@ def wait_for(condition, timeout_s: float, what: str, process: subprocess.Popen |
         if value:
             return value
         if process is not None and process.poll() is not None:
-            pytest.fail(f"the search exited with {process.returncode} before {what}: {process.stderr.read()[-3000:]}")
+            pytest.fail(f"the search exited with {process.returncode} before {description}: {process.stderr.read()[-3000:]}")
         time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout_s} s waiting until {what}")
+    pytest.fail(f"timed out after {timeout_s} s waiting until {description}")
 
 
 def _start_time(pid: int) -> int | None:

@@ -1,6 +1,6 @@
 """Bad input to the command line: one line on stderr, exit status 2, no traceback and no run touched.
 
-Each case runs the real command in a fresh process. The storage folder holds a run
+Each case runs the real command in a fresh process. The storage folder contains a run
 named ``existing``; every file in the storage folder must be byte-identical after
 each case, and no case may start Ray or create a file.
 """

@@ -11,7 +11,16 @@ import pandas as pd
 
 from search.storage import RunFolder
 from search.trial_table import read_trial_tables
-from tests.conftest import ray_processes_of, run_cli, start_cli, stop_processes, trial_statuses, wait_for
+from tests.conftest import (
+    TINY_CONFIG,
+    ray_processes_of,
+    run_cli,
+    start_cli,
+    stop_processes,
+    trial_statuses,
+    wait_for,
+    write_config,
+)
 
 SAMPLES = 6
 MAX_T = 4  # asha.max_t of the smoke preset
@@ -30,7 +39,7 @@ def test_resume_after_driver_killed_runs_each_trial_once(tmp_path) -> None:
         wait_for(
             lambda: sum(status == "TERMINATED" for status in trial_statuses(run_folder).values()) >= 2,
             timeout_s=240,
-            what="two trials have finished",
+            description="two trials have finished",
             process=driver,
         )
         ray_processes = ray_processes_of(driver.pid)
@@ -72,3 +81,34 @@ def test_resume_after_driver_killed_runs_each_trial_once(tmp_path) -> None:
     pd.testing.assert_frame_equal(after_rows, before_rows)
     assert (run_folder / "best.json").is_file()
     assert (run_folder / "report.md").is_file()
+
+
+def test_ctrl_c_saves_state_and_prints_resume_command(tmp_path) -> None:
+    config = write_config(tmp_path, TINY_CONFIG)
+    storage = tmp_path / "storage"
+    run_folder = storage / "interrupted"
+    driver = start_cli("search", "--config", str(config), "--samples", "6", "--storage", str(storage), "--name", "interrupted", new_session=True)
+    try:
+        wait_for(
+            lambda: "TERMINATED" in trial_statuses(run_folder).values(),
+            timeout_s=240,
+            description="a trial has finished",
+            process=driver,
+        )
+        ray_processes = ray_processes_of(driver.pid)
+        # A terminal sends Ctrl-C's SIGINT to every process of the foreground group.
+        os.killpg(driver.pid, signal.SIGINT)
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    stop_processes({**ray_processes, **ray_processes_of(driver.pid)})
+
+    assert driver.returncode == 130, stderr[-3000:]
+    expected = f"lstm-tune search --resume --storage {storage} --name interrupted"
+    assert stderr.splitlines()[-1] == f"lstm-tune search: interrupted; Ray Tune saved the search state. Resume with: {expected}"
+    statuses = trial_statuses(run_folder)
+    assert "TERMINATED" in statuses.values()
+    assert len(statuses) < 6 or set(statuses.values()) != {"TERMINATED"}, "the search ended before the interrupt"
+    assert not (run_folder / "best.json").exists()

@@ -86,7 +86,7 @@ resources: {{num_cpus: 2}}
 
     driver = start_cli("search", "--config", str(config), "--storage", str(storage), "--name", "worker-killed")
     try:
-        trial_id, worker_pid = wait_for(running_trial, timeout_s=240, what="a trial has reported 2 epochs", process=driver)
+        trial_id, worker_pid = wait_for(running_trial, timeout_s=240, description="a trial has reported 2 epochs", process=driver)
         assert worker_pid in ray_processes_of(driver.pid), "the PID in result.json is not a process of this search"
         os.kill(worker_pid, signal.SIGKILL)
         _, stderr = driver.communicate(timeout=300)
