@@ -3,6 +3,7 @@
 Examples::
 
     lstm-tune search --preset smoke --storage runs --name first-try
+    lstm-tune search --resume --storage runs --name first-try
     lstm-tune results runs/first-try --top 5
     lstm-tune report runs/first-try
 """
@@ -24,6 +25,7 @@ logger = logging.getLogger("search")
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 FORMATS = ("table", "csv", "json", "markdown")
 
 
@@ -68,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--storage", metavar="PATH", help="folder or URI that contains the runs (run.storage)")
     search.add_argument("--address", help="address of a running Ray cluster, or 'auto'; default: start a local Ray")
     search.add_argument("--seed", type=_int, metavar="N", help="seed of the sampler and of the data (search.seed, data.seed)")
+    search.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run --name in --storage with the settings it started with, then retrain and report",
+    )
+    search.add_argument("--overwrite", action="store_true", help="delete an existing run of the same --name first")
 
     results = commands.add_parser(
         "results",
@@ -98,21 +106,45 @@ def _configure_logging() -> None:
         package_logger.propagate = False
 
 
-def _run_search(args: argparse.Namespace) -> int:
-    from search.config import build_config
-    from search.pipeline import print_summary, run_main_job
+# Options that set the configuration, which a resumed run takes from its stored lstm-tune.yaml.
+_SETTING_OPTIONS = {"--config": "config", "--preset": "preset", "--samples": "samples", "--seed": "seed"}
 
-    overrides = {
-        "search.samples": args.samples,
-        "search.seed": args.seed,
-        "data.seed": args.seed,
-        "run.name": args.name,
-        "run.storage": args.storage,
-    }
-    config = build_config(preset=args.preset, file=args.config, overrides=overrides)
+
+def _check_resume_options(args: argparse.Namespace) -> None:
+    if not args.name:
+        raise ConfigError("--resume: needs --name NAME of the run to resume, and --storage PATH unless it is 'runs'.")
+    for option, attribute in _SETTING_OPTIONS.items():
+        if getattr(args, attribute) is not None:
+            raise ConfigError(
+                f"{option}: cannot be combined with --resume, which uses the settings the run stored "
+                f"in its lstm-tune.yaml; leave out {option}."
+            )
+    if args.overwrite:
+        raise ConfigError("--overwrite: cannot be combined with --resume; pass one of the two.")
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from search.config import Config, build_config
+    from search.pipeline import open_run_to_resume, print_summary, run_main_job
+    from search.ray_session import check_address
+
+    if args.resume:
+        _check_resume_options(args)
+        _, config = open_run_to_resume(args.storage or Config().run.storage, args.name)
+    else:
+        overrides = {
+            "search.samples": args.samples,
+            "search.seed": args.seed,
+            "data.seed": args.seed,
+            "run.name": args.name,
+            "run.storage": args.storage,
+        }
+        config = build_config(preset=args.preset, file=args.config, overrides=overrides)
+    if args.address:
+        check_address(args.address)
 
     started = time.perf_counter()
-    result = run_main_job(config, args.address)
+    result = run_main_job(config, args.address, overwrite=args.overwrite, resume=args.resume)
     print_summary(result, time.perf_counter() - started)
     return 0
 
@@ -150,8 +182,16 @@ def optuna_experimental_warning() -> type[Warning]:
     return ExperimentalWarning
 
 
+def _shutdown_ray() -> None:
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
+    from search.pipeline import SearchFailedError, SearchInterruptedError
+
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     _configure_logging()
@@ -162,9 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"lstm-tune {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except SearchInterruptedError as error:
+        # Ray forwards worker output with a delay; stopping it first keeps the
+        # resume command the last line on the terminal.
+        _shutdown_ray()
+        print(f"lstm-tune {args.command}: {error}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print(f"lstm-tune {args.command}: interrupted.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except SearchFailedError as error:
+        print(f"lstm-tune {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except json.JSONDecodeError as error:
         print(f"lstm-tune {args.command}: error: a stored JSON file is damaged: {error}.", file=sys.stderr)
         return EXIT_FAILED

@@ -15,7 +15,7 @@ from ray.tune.schedulers import ASHAScheduler
 from search.config import Config
 from search.ray_session import cluster_cpus
 from search.searcher import AshaAwareOptunaSearch, optuna_space
-from search.storage import normalize_storage
+from search.storage import join, normalize_storage
 from search.trainable import METRIC, MODE, TIME_ATTR, TrialSettings, train_trial
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class SearchOutcome:
     """Results of a finished search, for the steps after it."""
 
     results: tune.ResultGrid
-    searcher: AshaAwareOptunaSearch
+    searcher: AshaAwareOptunaSearch | None  # None after a resume: Ray restores its own copy inside the Tuner
     wall_time_s: float
 
 
@@ -44,6 +44,9 @@ class TrialLogger(tune.Callback):
         result = trial.last_result or {}
         epochs = int(result.get(TIME_ATTR, 0))
         best = result.get("best_val_mae", math.nan)
+        if result.get("error"):
+            logger.warning("Trial %s failed after %d epochs and is not retried: %s", trial.trial_id, epochs, result["error"])
+            return
         if result.get("diverged"):
             how = "diverged"
         elif epochs < self._max_t:
@@ -145,10 +148,35 @@ def build_tuner(config: Config, name: str) -> tuple[tune.Tuner, AshaAwareOptunaS
     return tuner, searcher
 
 
-def run_search(config: Config, name: str) -> SearchOutcome:
-    """Run every trial of the search and return Ray Tune's results."""
+def restore_tuner(config: Config, name: str) -> tune.Tuner:
+    """Restore the Tuner of an interrupted search from Ray Tune's saved state in ``STORAGE/NAME``.
+
+    Ray Tune restores the searcher with its Optuna study, every trial's status and
+    its checkpoints. Trials that ended stay as they are; trials that were running
+    or waiting continue from their last checkpoint. A trial in ERROR already used
+    its ``search.max_failures`` restarts, so it stays failed as well.
+
+    NOTE: Ray Tune 2.60 saves neither the ASHA scheduler nor its rungs with the
+    experiment state, so after a resume ASHA compares only the results reported
+    after the restore.
+    """
+    location = join(normalize_storage(config.run.storage), name)
+    return tune.Tuner.restore(
+        location,
+        trainable=build_trainable(config),
+        resume_unfinished=True,
+        resume_errored=False,
+        restart_errored=False,
+    )
+
+
+def run_search(config: Config, name: str, resume: bool = False) -> SearchOutcome:
+    """Run every trial of the search, or the trials an interrupted search left, and return Ray Tune's results."""
     started = time.perf_counter()
-    tuner, searcher = build_tuner(config, name)
+    if resume:
+        tuner, searcher = restore_tuner(config, name), None
+    else:
+        tuner, searcher = build_tuner(config, name)
 
     # Ray Tune replaces the SIGINT handler while it runs and leaves its own in
     # place afterwards, which would make Ctrl-C do nothing during the retrain.

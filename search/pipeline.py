@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shlex
 import tempfile
 import time
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from search.config import Config, ConfigError, check_run_name, dump_yaml
+from search.config import Config, ConfigError, build_config, check_run_name, dump_yaml
 from search.storage import RunFolder, join, normalize_storage
 from search.trial_table import PARAMS, best_trial, read_trial_tables
 
@@ -27,6 +28,10 @@ class SearchFailedError(RuntimeError):
     """The search ended without a trial that can be retrained."""
 
 
+class SearchInterruptedError(RuntimeError):
+    """The search stopped before every trial ended; the message contains the command that resumes it."""
+
+
 @dataclass(frozen=True)
 class RunResult:
     """Location and headline numbers of a finished run."""
@@ -39,44 +44,195 @@ def default_run_name() -> str:
     return datetime.now().strftime("search-%Y%m%d-%H%M%S")
 
 
-def prepare_run_folder(config: Config) -> RunFolder:
-    """Pick the run name, refuse to reuse an existing run, and store the resolved configuration.
+def _open_run_folder(storage: str, name: str) -> RunFolder:
+    """Return the folder ``STORAGE/NAME`` after checking the name, without creating it.
 
     Raises:
-        ConfigError: If the name is invalid or a run of that name already exists.
+        ConfigError: If the name is not a single folder name or the storage cannot be read.
     """
-    name = check_run_name(config.run.name or default_run_name())
-    config.run.name = name
-    folder = RunFolder(join(normalize_storage(config.run.storage), name))
-
-    if folder.exists():
-        raise ConfigError(
-            f"--name: a run named '{name}' already exists in '{folder.location}'; "
-            "choose another --name or remove that folder first."
-        )
-
+    check_run_name(name)
     try:
-        folder.write_text(dump_yaml(config), CONFIG_FILE)
-    except OSError as error:
-        raise ConfigError(f"--storage: cannot write to '{folder.location}': {error.strerror or error}.") from None
+        folder = RunFolder(join(normalize_storage(storage), name))
+        folder.exists()
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--storage: cannot open '{storage}': {_reason(error)}.") from None
     return folder
 
 
-def run_main_job(config: Config, address: str | None) -> RunResult:
-    """Run the search, then retrain the best trial, score it against the baselines and write the report."""
+def _reason(error: Exception) -> str:
+    """Return the one-line cause of an OS or pyarrow error."""
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return " ".join(text.split())
+
+
+def prepare_run_folder(config: Config, overwrite: bool = False) -> RunFolder:
+    """Pick the run name, reject or replace an existing run, and store the resolved configuration.
+
+    Args:
+        config: The validated configuration; ``run.name`` is set when it was empty.
+        overwrite: Delete an existing run of the same name first. A folder that is
+            not a run (no lstm-tune.yaml inside) is never deleted.
+
+    Raises:
+        ConfigError: If the name is invalid, the folder exists and ``overwrite`` is
+            False or it is not a run, or the storage cannot be written.
+    """
+    name = config.run.name or default_run_name()
+    folder = _open_run_folder(config.run.storage, name)
+    config.run.name = name
+
+    if folder.exists() and not overwrite:
+        raise ConfigError(
+            f"--name: a run named '{name}' already exists in '{folder.location}'; "
+            "choose another --name, continue it with --resume, or replace it with --overwrite."
+        )
+    if folder.exists() and not folder.exists(CONFIG_FILE):
+        raise ConfigError(
+            f"--overwrite: '{folder.location}' is not a run folder (no {CONFIG_FILE} inside), "
+            "so it is not deleted; choose another --name."
+        )
+
+    try:
+        if folder.exists():
+            logger.info("Deleting the existing run '%s' in %s, as --overwrite requests.", name, folder.location)
+            folder.delete()
+        folder.write_text(dump_yaml(config), CONFIG_FILE)
+    except OSError as error:
+        raise ConfigError(f"--storage: cannot write to '{folder.location}': {_reason(error)}.") from None
+    return folder
+
+
+def read_stored_config(folder: RunFolder, field: str) -> Config:
+    """Read and validate the lstm-tune.yaml that a run stored when it started.
+
+    Args:
+        folder: The run folder.
+        field: The option that named the run, for error messages (``RUN`` or ``--name``).
+
+    Raises:
+        ConfigError: If the file is missing or invalid.
+    """
+    if not folder.exists(CONFIG_FILE):
+        raise ConfigError(
+            f"{field}: '{folder.location}' is not a run folder (no {CONFIG_FILE} inside); "
+            "pass STORAGE/NAME of a run made by 'lstm-tune search'."
+        )
+    with tempfile.TemporaryDirectory(prefix="lstm-tune-config-") as scratch:
+        stored = Path(scratch) / CONFIG_FILE
+        stored.write_bytes(folder.read_bytes(CONFIG_FILE))
+        try:
+            return build_config(file=stored)
+        except ConfigError as error:
+            raise ConfigError(f"{field}: the stored {CONFIG_FILE} of '{folder.location}' is invalid: {error}") from None
+
+
+def has_search_state(folder: RunFolder) -> bool:
+    """Return True when Ray Tune has saved the state of the folder's search at least once."""
+    return any(name.startswith("experiment_state-") and name.endswith(".json") for name in folder.list_files())
+
+
+def open_run_to_resume(storage: str, name: str) -> tuple[RunFolder, Config]:
+    """Return the folder of an interrupted run and the configuration it started with.
+
+    The stored configuration is used as it is, except that ``run.storage`` and
+    ``run.name`` point at where the run is now, so a moved folder resumes.
+
+    Raises:
+        ConfigError: If there is no such run, it has finished, or Ray Tune never
+            saved its state.
+    """
+    folder = _open_run_folder(storage, name)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--resume: no run named '{name}' in '{normalize_storage(storage)}'; "
+            "pass the --storage and --name the run was started with."
+        )
+    config = read_stored_config(folder, "--name")
+    if folder.exists(BEST_FILE):
+        raise ConfigError(
+            f"--resume: run '{name}' in '{normalize_storage(storage)}' has already finished ({BEST_FILE} exists); "
+            "see it with 'lstm-tune results', or start it again with --overwrite."
+        )
+    if not has_search_state(folder):
+        raise ConfigError(
+            f"--resume: run '{name}' stopped before Ray Tune saved its search state, so there is nothing to resume; "
+            "start it again with --overwrite."
+        )
+    config.run.storage = normalize_storage(storage)
+    config.run.name = name
+    return folder, config
+
+
+def resume_command(config: Config, address: str | None) -> str:
+    """Return the shell command that resumes this run."""
+    storage = normalize_storage(config.run.storage)
+    command = ["lstm-tune", "search", "--resume", "--storage", storage, "--name", config.run.name]
+    if address:
+        command += ["--address", address]
+    return shlex.join(command)
+
+
+def _interrupted(folder: RunFolder, config: Config, address: str | None) -> SearchInterruptedError:
+    if has_search_state(folder):
+        return SearchInterruptedError(
+            f"interrupted; Ray Tune saved the search state. Resume with: {resume_command(config, address)}"
+        )
+    return SearchInterruptedError(
+        "interrupted before Ray Tune saved any search state; start the run again with --overwrite."
+    )
+
+
+def run_main_job(config: Config, address: str | None, overwrite: bool = False, resume: bool = False) -> RunResult:
+    """Run the search, then retrain the best trial, score it against the baselines and write the report.
+
+    Args:
+        config: The validated configuration. With ``resume``, the one the run stored.
+        address: None for a local Ray, else the address of a running cluster.
+        overwrite: Replace an existing run of the same name.
+        resume: Continue the interrupted search in ``STORAGE/NAME`` with Ray Tune's
+            restore, then retrain and report as usual.
+
+    Raises:
+        SearchInterruptedError: If the search was stopped (Ctrl-C) before every trial ended.
+        SearchFailedError: If no trial ended with a finite val_mae.
+    """
+    if resume:
+        folder = RunFolder(join(config.run.storage, config.run.name))
+        logger.info("Resuming run '%s' in %s with its stored %s.", config.run.name, folder.location, CONFIG_FILE)
+    else:
+        folder = prepare_run_folder(config, overwrite=overwrite)
+        logger.info("Run '%s' writes to %s.", config.run.name, folder.location)
+
+    from search.ray_session import start_ray
+
+    try:
+        start_ray(address, config.resources.num_cpus)
+    except ConfigError:
+        # A new run that never started leaves no folder behind, so the same --name works next time.
+        if not resume:
+            folder.delete()
+        raise
+
+    try:
+        return _run_stages(folder, config, address, resume)
+    except KeyboardInterrupt:
+        raise _interrupted(folder, config, address) from None
+
+
+def _run_stages(folder: RunFolder, config: Config, address: str | None, resume: bool) -> RunResult:
     from search import report
     from search.driver import run_search
-    from search.ray_session import start_ray
     from search.retrain import load_test_set, retrain, score_baselines
     from search.searcher import optuna_space
 
-    folder = prepare_run_folder(config)
-    logger.info("Run '%s' writes to %s.", config.run.name, folder.location)
+    outcome = run_search(config, config.run.name, resume=resume)
 
-    start_ray(address, config.resources.num_cpus)
-    outcome = run_search(config, config.run.name)
-
+    # Ray Tune ends the search early, keeping its state, on the first Ctrl-C.
     tables = read_trial_tables(folder, config.asha.max_t)
+    unfinished = tables.trials["status"].isin(["RUNNING", "PENDING", "PAUSED"]).sum()
+    if unfinished or len(tables.trials) < config.search.samples:
+        raise _interrupted(folder, config, address)
+
     report.write_tables(folder, tables)
     logger.info("Wrote results.csv and results.parquet with %d trials.", len(tables.trials))
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from search.config import Config, ConfigError, build_config
-from search.pipeline import BEST_FILE, CONFIG_FILE, MODEL_FILE
+from search.config import Config, ConfigError
+from search.pipeline import BEST_FILE, CONFIG_FILE, MODEL_FILE, read_stored_config
 from search.storage import RunFolder, is_uri
 from search.trial_table import COLUMNS, TrialTables, read_trial_tables
 
@@ -31,8 +31,11 @@ class StoredRun:
         return any(name.startswith("experiment_state-") for name in self.folder.list_files())
 
     def tables(self) -> TrialTables:
-        """Read the tables from Ray Tune's files when present, else from the stored Parquet files."""
-        if self.has_live_state():
+        """Read the tables from Ray Tune's files when present, else from the stored Parquet files.
+
+        A run stopped before Ray Tune saved any state has neither, and gets empty tables.
+        """
+        if self.has_live_state() or not self.folder.exists("results.parquet"):
             return read_trial_tables(self.folder, self.config.asha.max_t)
         trials = pd.read_parquet(io.BytesIO(self.folder.read_bytes("results.parquet")))
         epochs = pd.read_parquet(io.BytesIO(self.folder.read_bytes("trial_epochs.parquet")))
@@ -62,17 +65,7 @@ def open_run(location: str) -> StoredRun:
             f"RUN: '{location}' is not a run folder (no {CONFIG_FILE} inside); "
             "pass STORAGE/NAME of a run made by 'lstm-tune search'."
         )
-
-    stored = Path(tempfile.mkdtemp(prefix="lstm-tune-config-")) / CONFIG_FILE
-    stored.write_bytes(folder.read_bytes(CONFIG_FILE))
-    try:
-        config = build_config(file=stored)
-    except ConfigError as error:
-        raise ConfigError(f"RUN: the stored {CONFIG_FILE} of '{location}' is invalid: {error}") from None
-    finally:
-        stored.unlink(missing_ok=True)
-        stored.parent.rmdir()
-    return StoredRun(folder=folder, config=config)
+    return StoredRun(folder=folder, config=read_stored_config(folder, "RUN"))
 
 
 def format_results(trials: pd.DataFrame, sort: str, top: int | None, output_format: str) -> str:

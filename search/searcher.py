@@ -41,7 +41,8 @@ class AshaAwareOptunaSearch(OptunaSearch):
     would then count as a finished model with a one-epoch MAE, and TPE would learn
     from a value that no finished model has. Here such a trial is told as pruned,
     with its per-epoch values as intermediate values; a trial whose validation MAE
-    became NaN or infinite is told as failed, so it never counts as good.
+    became NaN or infinite, or whose last report carries an ``error``, is told as
+    failed, so it never counts as good.
 
     Args:
         space: Optuna distributions by parameter name.
@@ -54,16 +55,19 @@ class AshaAwareOptunaSearch(OptunaSearch):
         super().__init__(space=space, metric=METRIC, mode=MODE, sampler=sampler)
         self._max_t = max_t
         self._values: dict[str, dict[int, float]] = {}
-        self._diverged: set[str] = set()
+        self._failed: set[str] = set()  # trials that diverged or raised
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._completed_trials:
             return
+        self._record(trial_id, result)
 
+    def _record(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Report a result's value to Optuna as the intermediate value of its epoch, or mark the trial failed."""
         epoch = int(result[TIME_ATTR])
         value = result.get(METRIC)
-        if value is None or not math.isfinite(value) or result.get("diverged"):
-            self._diverged.add(trial_id)
+        if value is None or not math.isfinite(value) or result.get("diverged") or result.get("error"):
+            self._failed.add(trial_id)
             return
 
         # A trial restarted from a checkpoint reports its epochs again; Optuna keeps
@@ -78,11 +82,17 @@ class AshaAwareOptunaSearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
 
+        # Ray Tune hands the result on which ASHA stopped a trial, and the last result
+        # of a trial that ran max_t epochs, only to this method, not to on_trial_result.
+        if result and not error and TIME_ATTR in result:
+            self._record(trial_id, result)
+
         ot_trial = self._ot_trials[trial_id]
         values = self._values.get(trial_id, {})
         epochs = max(values, default=0)
 
-        if error or trial_id in self._diverged or (result or {}).get("diverged") or not values:
+        last = result or {}
+        if error or trial_id in self._failed or last.get("diverged") or last.get("error") or not values:
             state, value = TrialState.FAIL, None
         elif epochs < self._max_t:
             state, value = TrialState.PRUNED, None

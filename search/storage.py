@@ -77,6 +77,10 @@ class RunFolder:
     def is_dir(self, *parts: str) -> bool:
         return self._fs.get_file_info(self._inner(*parts)).type == pafs.FileType.Directory
 
+    def delete(self) -> None:
+        """Delete the folder and everything inside it."""
+        self._fs.delete_dir(self._root)
+
     def list_dirs(self) -> list[str]:
         """Return the names of the sub-folders, sorted."""
         infos = self._fs.get_file_info(pafs.FileSelector(self._root, recursive=False))

@@ -16,6 +16,8 @@ from ray import tune
 
 from search.threads import configure_threads
 
+logger = logging.getLogger(__name__)
+
 METRIC = "val_mae"
 MODE = "min"
 TIME_ATTR = "epoch"
@@ -55,7 +57,40 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     with its optimizer state, so a trial whose worker died restarts from its last
     epoch. A trial whose loss or validation MAE stops being finite reports
     ``diverged`` and ends.
+
+    An exception raised while training ends the trial with a last report whose
+    ``error`` field contains the message, so the trial is recorded as failed. Ray Tune
+    retries every trial that raises, up to ``FailureConfig.max_failures`` times, but
+    a configuration that raised once raises again, so only a dead worker is retried.
     """
+    progress = _TrialProgress()
+    try:
+        _train(config, settings, progress)
+    except Exception as error:  # noqa: BLE001 - any error of the trial ends it as failed
+        message = " ".join(f"{type(error).__name__}: {error}".split())
+        logger.exception("Trial %s raised and is recorded as failed, without a retry.", progress.trial_id)
+        tune.report(
+            {
+                TIME_ATTR: progress.epoch,
+                METRIC: math.nan,
+                "best_val_mae": progress.best_val_mae,
+                "diverged": False,
+                "error": message,
+                "node": socket.gethostname(),
+            }
+        )
+
+
+@dataclass
+class _TrialProgress:
+    """How far a trial got, for the report of an error."""
+
+    trial_id: str = ""
+    epoch: int = 0
+    best_val_mae: float = math.inf
+
+
+def _train(config: dict[str, Any], settings: TrialSettings, progress: _TrialProgress) -> None:
     configure_threads(settings.cpus_per_trial)
     import keras
 
@@ -70,12 +105,13 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     # starts each trial clean so memory does not grow from trial to trial.
     keras.backend.clear_session()
 
-    train = generate_examples(settings.n_train, settings.length, settings.horizon, seed=[settings.data_seed, TRAIN_STREAM])
-    val = generate_examples(settings.n_val, settings.length, settings.horizon, seed=[settings.data_seed, VAL_STREAM])
-
     context = tune.get_context()
     trial_id = context.get_trial_id()
+    progress.trial_id = trial_id
     node = socket.gethostname()
+
+    train = generate_examples(settings.n_train, settings.length, settings.horizon, seed=[settings.data_seed, TRAIN_STREAM])
+    val = generate_examples(settings.n_val, settings.length, settings.horizon, seed=[settings.data_seed, VAL_STREAM])
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -95,6 +131,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         )
         initial_epoch = 0
         best_val_mae = math.inf
+    progress.epoch, progress.best_val_mae = initial_epoch, best_val_mae
 
     def report_epoch(trained: keras.Model, result: Any) -> bool:
         nonlocal best_val_mae
@@ -115,6 +152,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         # A diverged model is not worth resuming, so its last report carries no checkpoint.
         if diverged:
             tune.report(metrics)
+            progress.epoch = result.epoch
             return True
 
         with tempfile.TemporaryDirectory(prefix="lstm-tune-checkpoint-") as folder:
@@ -122,6 +160,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             state = {"epoch": result.epoch, "best_val_mae": best_val_mae}
             (Path(folder) / _STATE_FILE).write_text(json.dumps(state))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        progress.epoch, progress.best_val_mae = result.epoch, best_val_mae
         return False
 
     fit_epochs(

@@ -144,16 +144,25 @@ def read_trial_tables(folder: RunFolder, max_t: int) -> TrialTables:
     rows: list[dict[str, Any]] = []
     epoch_rows: list[dict[str, Any]] = []
 
-    for trial_id in sorted(set(states) | set(dirnames)):
+    # Once Ray has saved its experiment state, that state lists the trials. A trial
+    # folder outside it comes from a killed driver that started the trial after its
+    # last save. A resumed search never continues such a trial.
+    trial_ids = set(states) if states else set(dirnames)
+    for trial_id in sorted(trial_ids):
         state = states.get(trial_id, {"status": "UNKNOWN", "failures": 0, "config": {}})
         dirname = dirnames.get(trial_id)
         results = _read_results(folder, dirname) if dirname else []
+
+        # A trial that raised ends with a report that carries only the error, under
+        # the number of its last finished epoch, so it stays out of the history.
+        errors = [result["error"] for result in results if result.get("error")]
+        error = errors[-1] if errors else ""
 
         # After a worker died, Ray repeats the epochs since the last checkpoint; the
         # latest report of each epoch is the one the trial continued from.
         by_epoch: dict[int, dict[str, Any]] = {}
         for result in results:
-            if "epoch" in result:
+            if "epoch" in result and not result.get("error"):
                 by_epoch[int(result["epoch"])] = result
         history = [by_epoch[epoch] for epoch in sorted(by_epoch)]
         last = history[-1] if history else {}
@@ -165,12 +174,14 @@ def read_trial_tables(folder: RunFolder, max_t: int) -> TrialTables:
         status = state["status"]
         if status == "UNKNOWN" and last.get("done"):
             status = "TERMINATED"
+        if status == "ERROR" and not error:
+            error = _read_error(folder, dirname)
 
         rows.append(
             {
                 "trial_id": trial_id,
                 "status": status,
-                "stop_reason": _stop_reason(status, last, epochs, max_t),
+                "stop_reason": FAILED if error else _stop_reason(status, last, epochs, max_t),
                 **{name: config.get(name) for name in PARAMS},
                 "epochs": epochs,
                 "best_val_mae": min(finite) if finite else math.nan,
@@ -178,7 +189,7 @@ def read_trial_tables(folder: RunFolder, max_t: int) -> TrialTables:
                 "training_time_s": float(results[-1].get("time_total_s", 0.0)) if results else 0.0,
                 "node": last.get("node") or last.get("hostname") or "",
                 "failures": int(state["failures"]),
-                "error": _read_error(folder, dirname) if status == "ERROR" else "",
+                "error": error,
             }
         )
         for result, val_mae in zip(history, val_maes):

@@ -75,3 +75,37 @@ def test_searcher_samples_within_the_configured_space() -> None:
         assert 16 <= params["units"] <= 32
         assert params["batch_size"] == 8
         assert 1e-3 <= params["learning_rate"] <= 2e-3
+
+
+@pytest.mark.parametrize(
+    ("values", "expected_state", "expected_value"),
+    [
+        ([0.05], optuna.trial.TrialState.PRUNED, 0.05),  # ASHA stopped it on its first result
+        ([0.05, 0.03, 0.02, 0.025], optuna.trial.TrialState.COMPLETE, 0.02),  # its max_t-th result ended it
+    ],
+)
+def test_searcher_counts_the_result_that_ended_the_trial(values, expected_state, expected_value) -> None:
+    # Ray Tune passes the result on which a trial stops to on_trial_complete only.
+    searcher = _searcher()
+    searcher.suggest("t1")
+    _report(searcher, "t1", values[:-1])
+    last = {"epoch": len(values), "val_mae": values[-1], "diverged": False}
+
+    searcher.on_trial_complete("t1", result=last)
+
+    [trial] = searcher.study.get_trials()
+    assert trial.state == expected_state
+    assert trial.value == expected_value
+    assert trial.intermediate_values == dict(enumerate(values, start=1))
+
+
+def test_searcher_tells_a_trial_that_raised_as_failed() -> None:
+    searcher = _searcher()
+    searcher.suggest("t1")
+    _report(searcher, "t1", [0.05, 0.04])
+    last = {"epoch": 2, "val_mae": float("nan"), "diverged": False, "error": "ValueError: bad input"}
+
+    searcher.on_trial_complete("t1", result=last)
+
+    [trial] = searcher.study.get_trials()
+    assert trial.state == optuna.trial.TrialState.FAIL
