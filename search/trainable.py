@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from search.threads import configure_threads
@@ -76,6 +77,8 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     context = tune.get_context()
     trial_id = context.get_trial_id()
     node = socket.gethostname()
+    # Several Ray nodes can share one host name, but never a node id.
+    node_id = ray.get_runtime_context().get_node_id()
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -110,6 +113,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             "epoch_time_s": result.epoch_time_s,
             "diverged": diverged,
             "node": node,
+            "node_id": node_id,
         }
 
         # A diverged model is not worth resuming, so its last report carries no checkpoint.
