@@ -66,14 +66,17 @@ def run_main_job(config: Config, address: str | None) -> RunResult:
     """Run the search, then retrain the best trial, score it against the baselines and write the report."""
     from search import report
     from search.driver import run_search
-    from search.ray_session import start_ray
+    from search.ray_session import check_storage_reaches_every_node, start_ray
     from search.retrain import load_test_set, retrain, score_baselines
     from search.searcher import optuna_space
 
+    # Ray starts first so that storage a cluster cannot use is rejected before the
+    # run folder is written.
+    start_ray(address, config.resources.num_cpus)
+    check_storage_reaches_every_node(config.run.storage, config.run.shared_storage)
     folder = prepare_run_folder(config)
     logger.info("Run '%s' writes to %s.", config.run.name, folder.location)
 
-    start_ray(address, config.resources.num_cpus)
     outcome = run_search(config, config.run.name)
 
     tables = read_trial_tables(folder, config.asha.max_t)
