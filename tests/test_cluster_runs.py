@@ -165,8 +165,9 @@ def result_rows(run: Path) -> list[dict]:
     return rows
 
 
-def read_results(run: Path) -> pd.DataFrame:
-    completed = run_cli("results", str(run), "--format", "csv", "--sort", "trial_id")
+def read_results(run: str) -> pd.DataFrame:
+    """Return the results table that `lstm-tune results` prints for a run folder or URI."""
+    completed = run_cli("results", run, "--format", "csv", "--sort", "trial_id")
     assert completed.returncode == 0, completed.stderr[-2000:]
     return pd.read_csv(io.StringIO(completed.stdout), keep_default_na=False)
 
@@ -202,7 +203,9 @@ def test_local_storage_path_on_two_nodes_rejected(two_node_cluster) -> None:
     assert "Trial" not in completed.stderr
 
 
-def test_search_on_two_nodes_uses_both(two_node_cluster) -> None:
+@pytest.fixture(scope="module")
+def two_node_run(two_node_cluster) -> Path:
+    """Run a small search on the two-node cluster, with storage both nodes see, and return its folder."""
     cluster, folder = two_node_cluster
     config = folder / "shared.yaml"
     config.write_text(SHARED_SEARCH)
@@ -213,11 +216,39 @@ def test_search_on_two_nodes_uses_both(two_node_cluster) -> None:
     )
 
     assert completed.returncode == 0, completed.stderr[-3000:]
-    trials = read_results(folder / "runs" / "two")
+    return folder / "runs" / "two"
+
+
+def test_search_on_two_nodes_uses_both(two_node_cluster, two_node_run) -> None:
+    cluster, _ = two_node_cluster
+
+    trials = read_results(str(two_node_run))
+
     assert len(trials) == 4
     assert set(trials["status"]) == {"TERMINATED"}
     assert set(trials["node_id"]) <= {cluster.head, *cluster.workers}
     assert trials["node_id"].nunique() == 2
+
+
+# file:// is how a shared file system is named; pyarrow's local:// scheme takes the
+# same code path as s3:// and gs:// (pyarrow.fs.FileSystem.from_uri) without a cloud.
+@pytest.mark.parametrize("scheme", ["file://", "local://"])
+def test_results_read_from_storage_uri(two_node_run, scheme) -> None:
+    from_path = read_results(str(two_node_run))
+
+    from_uri = read_results(f"{scheme}{two_node_run}")
+
+    pd.testing.assert_frame_equal(from_uri, from_path)
+
+
+def test_report_rebuilt_from_storage_uri(two_node_run) -> None:
+    (two_node_run / "report.md").unlink()
+
+    completed = run_cli("report", f"local://{two_node_run}")
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "## Test MAE against baselines" in (two_node_run / "report.md").read_text()
+    assert (two_node_run / "forecasts.png").is_file()
 
 
 def test_removed_node_trial_resumes_elsewhere(scratch) -> None:
@@ -249,7 +280,7 @@ def test_removed_node_trial_resumes_elsewhere(scratch) -> None:
         log.close()
         cluster.close()
 
-    trials = read_results(run).set_index("trial_id")
+    trials = read_results(str(run)).set_index("trial_id")
     assert len(trials) == 2
     assert set(trials["stop_reason"]) == {"completed"}
     assert set(trials["epochs"]) == {8}
@@ -308,7 +339,7 @@ def test_job_submission_runs_search_and_results_read(scratch) -> None:
 
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-2000:]
     assert "succeeded" in submitted.stdout
-    trials = read_results(scratch / "runs" / "job")
+    trials = read_results(str(scratch / "runs" / "job"))
     assert len(trials) == 2
     assert set(trials["status"]) == {"TERMINATED"}
     assert (trials["node_id"].str.len() > 0).all()
