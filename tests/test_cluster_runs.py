@@ -34,8 +34,8 @@ from tests.conftest import REPO_ROOT, run_cli
 VENV_BIN = Path(sys.executable).parent
 LOOPBACK_PREFIXES = ("127.", "[::ffff:127.", "[::1]")
 
-# A search small enough for one CPU per node, with no early stopping so that every
-# trial runs max_t epochs and the node-removal test has time to act.
+# Searches small enough for one CPU per node, on storage declared shared: on one
+# machine a local path is seen by every node.
 SHARED_SEARCH = """\
 data: {n_train: 256, n_val: 128, n_test: 128}
 search: {samples: 4, max_failures: 2}
@@ -43,6 +43,8 @@ asha: {max_t: 4, grace_period: 1, reduction_factor: 3}
 retrain: {n_train: 128, epochs: 1, patience: 1, notebook_baseline: false}
 run: {shared_storage: true}
 """
+# grace_period = max_t turns ASHA's early stopping off, so every trial runs 8
+# epochs and the node-removal test has time to act.
 REMOVAL_SEARCH = """\
 data: {n_train: 256, n_val: 128, n_test: 128}
 search: {samples: 2, max_failures: 2}
