@@ -53,9 +53,9 @@ def validate_with_ray(config: dict[str, Any]) -> dict[str, Any]:
 def check_cluster_config(config: dict[str, Any]) -> list[str]:
     """Validate the config as ``ray up`` does, then return every violation of this project's rules.
 
-    The rules: no ingress rule is open to every address. Every node type names a
-    security group made beforehand, because the group that ``ray up`` makes opens
-    SSH to 0.0.0.0/0. The dashboard listens on loopback, and the worker counts fit
+    The rules: no ingress rule is open to every address. On AWS, every node type
+    names a security group made beforehand, because the group that ``ray up`` makes
+    opens SSH to 0.0.0.0/0. The dashboard listens on loopback, and the worker counts fit
     together. Every ``ray start`` runs with token authentication, and the token
     file is copied to every node.
     """
@@ -78,6 +78,10 @@ def _open_cidr_problems(config: dict[str, Any]) -> list[str]:
 
 
 def _security_group_problems(config: dict[str, Any]) -> list[str]:
+    # Only the AWS provider makes a security group; GCP and local clusters use the
+    # firewall rules of their network or hosts, which a cluster config does not contain.
+    if config["provider"]["type"] != "aws":
+        return []
     problems = []
     for name, node_type in config["available_node_types"].items():
         if not node_type["node_config"].get("SecurityGroupIds"):

@@ -113,3 +113,12 @@ def test_cluster_rules_reject_insecure_or_inconsistent_change(cluster_config, ch
     problems = check_cluster_config(changed)
 
     assert any(expected_problem in problem for problem in problems), problems
+
+
+def test_cluster_search_config_sets_concurrent_trials() -> None:
+    from search.config import build_config
+
+    config = build_config(file=REPO_ROOT / "config.cluster.yaml")
+
+    # With the default of 0 the limit is the CPUs at the start, 1 on a head node without CPUs.
+    assert config.search.max_concurrent_trials > 1
