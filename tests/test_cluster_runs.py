@@ -39,9 +39,17 @@ LOOPBACK_PREFIXES = ("127.", "[::ffff:127.", "[::1]")
 SHARED_SEARCH = """\
 data: {n_train: 256, n_val: 128, n_test: 128}
 search: {samples: 4, max_failures: 2}
-asha: {max_t: 4, grace_period: 1, reduction_factor: 3}
+asha: {max_t: 2, grace_period: 1, reduction_factor: 3}
 retrain: {n_train: 128, epochs: 1, patience: 1, notebook_baseline: false}
 run: {shared_storage: true}
+"""
+# The smallest search that runs every step of the main job, for tests that check
+# where it runs rather than what it finds.
+TINY_SEARCH = """\
+data: {n_train: 128, n_val: 64, n_test: 64}
+search: {samples: 2}
+asha: {max_t: 2, grace_period: 1, reduction_factor: 3}
+retrain: {n_train: 64, epochs: 1, patience: 1, notebook_baseline: false}
 """
 # grace_period = max_t turns ASHA's early stopping off, so every trial runs 8
 # epochs and the node-removal test has time to act.
@@ -222,7 +230,7 @@ def two_node_run(two_node_cluster) -> Path:
 
 
 def test_search_on_two_nodes_uses_both(two_node_cluster, two_node_run) -> None:
-    cluster, _ = two_node_cluster
+    cluster, folder = two_node_cluster
 
     trials = read_results(str(two_node_run))
 
@@ -230,6 +238,9 @@ def test_search_on_two_nodes_uses_both(two_node_cluster, two_node_run) -> None:
     assert set(trials["status"]) == {"TERMINATED"}
     assert set(trials["node_id"]) <= {cluster.head, *cluster.workers}
     assert trials["node_id"].nunique() == 2
+    # The driver sent its packages as py_modules, and the worker node unpacked them.
+    shipped = list(folder.glob("node1/session_*/runtime_resources/py_modules_files/*/search/trainable.py"))
+    assert shipped, "the worker node received no copy of the search package"
 
 
 # file:// is how a shared file system is named; pyarrow's local:// scheme takes the
@@ -302,6 +313,8 @@ def free_port() -> int:
 
 def test_job_submission_runs_search_and_results_read(scratch) -> None:
     env = {**os.environ, **ray_env(scratch)}
+    config = scratch / "tiny.yaml"
+    config.write_text(TINY_SEARCH)
     dashboard = f"http://127.0.0.1:{free_port()}"
     ports = {
         "--port": free_port(),
@@ -328,7 +341,7 @@ def test_job_submission_runs_search_and_results_read(scratch) -> None:
 
         submitted = subprocess.run(
             [str(VENV_BIN / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(REPO_ROOT), "--",
-             "lstm-tune", "search", "--preset", "smoke", "--samples", "2", "--address", "auto",
+             "lstm-tune", "search", "--config", str(config), "--address", "auto",
              "--storage", str(scratch / "runs"), "--name", "job"],
             capture_output=True, text=True, timeout=480, env=env, check=False,
         )
@@ -346,6 +359,9 @@ def test_job_submission_runs_search_and_results_read(scratch) -> None:
     assert set(trials["status"]) == {"TERMINATED"}
     assert (trials["node_id"].str.len() > 0).all()
     assert (scratch / "runs" / "job" / "best.json").is_file()
+    # The code came with the job's working_dir, unpacked on the node.
+    shipped = list((scratch / "head").glob("session_*/runtime_resources/working_dir_files/*/search/trainable.py"))
+    assert shipped, "the node received no working_dir with the search package"
 
 
 def _wait_for_dashboard(url: str, head: subprocess.Popen, timeout_s: float = 90) -> None:
@@ -356,7 +372,7 @@ def _wait_for_dashboard(url: str, head: subprocess.Popen, timeout_s: float = 90)
             urllib.request.urlopen(f"{url}/api/version", timeout=5)
             return
         except urllib.error.HTTPError:
-            return  # the dashboard answers, even if only to reject the request
+            return  # the dashboard responds, even if only to reject the request
         except OSError:
             time.sleep(1)
     raise TimeoutError(f"the dashboard at {url} did not answer within {timeout_s} s")
@@ -366,9 +382,11 @@ def test_local_run_listens_on_loopback_only(scratch) -> None:
     env = {**os.environ, **ray_env(scratch)}
     # The product itself must keep a local Ray on loopback, so the test leaves this unset.
     env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    config = scratch / "tiny.yaml"
+    config.write_text(TINY_SEARCH)
     log = open(scratch / "search.err", "w")
     search = subprocess.Popen(
-        [sys.executable, "-m", "search", "search", "--preset", "smoke", "--samples", "2", "--storage", str(scratch / "runs"),
+        [sys.executable, "-m", "search", "search", "--config", str(config), "--storage", str(scratch / "runs"),
          "--name", "local"],
         cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=log, env=env,
     )
