@@ -95,6 +95,8 @@ def build_trainable(config: Config) -> Any:
 
 def max_concurrent_trials(config: Config) -> int:
     """Return the configured limit, or as many trials as the cluster's CPUs hold at once."""
+    # NOTE: the CPUs are counted once, at the start, so an autoscaling cluster that
+    # starts small gets a small limit; set search.max_concurrent_trials for one.
     if config.search.max_concurrent_trials:
         return config.search.max_concurrent_trials
     return max(1, cluster_cpus() // config.resources.cpus_per_trial)

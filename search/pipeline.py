@@ -203,10 +203,11 @@ def run_main_job(config: Config, address: str | None, overwrite: bool = False, r
         folder = prepare_run_folder(config, overwrite=overwrite)
         logger.info("Run '%s' writes to %s.", config.run.name, folder.location)
 
-    from search.ray_session import start_ray
+    from search.ray_session import check_storage_reaches_every_node, start_ray
 
     try:
         start_ray(address, config.resources.num_cpus)
+        check_storage_reaches_every_node(config.run.storage, config.run.shared_storage)
     except ConfigError:
         # A new run that never started leaves no folder behind, so the same --name works next time.
         if not resume:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from search.threads import configure_threads
@@ -109,6 +110,8 @@ def _train(config: dict[str, Any], settings: TrialSettings, progress: _TrialProg
     trial_id = context.get_trial_id()
     progress.trial_id = trial_id
     node = socket.gethostname()
+    # Several Ray nodes can share one host name, but never a node id.
+    node_id = ray.get_runtime_context().get_node_id()
 
     train = generate_examples(settings.n_train, settings.length, settings.horizon, seed=[settings.data_seed, TRAIN_STREAM])
     val = generate_examples(settings.n_val, settings.length, settings.horizon, seed=[settings.data_seed, VAL_STREAM])
@@ -147,6 +150,7 @@ def _train(config: dict[str, Any], settings: TrialSettings, progress: _TrialProg
             "epoch_time_s": result.epoch_time_s,
             "diverged": diverged,
             "node": node,
+            "node_id": node_id,
         }
 
         # A diverged model is not worth resuming, so its last report carries no checkpoint.

@@ -34,6 +34,7 @@ COLUMNS = [
     "last_val_mae",
     "training_time_s",
     "node",
+    "node_id",
     "failures",
     "error",
 ]
@@ -188,6 +189,7 @@ def read_trial_tables(folder: RunFolder, max_t: int) -> TrialTables:
                 "last_val_mae": val_maes[-1] if val_maes else math.nan,
                 "training_time_s": float(results[-1].get("time_total_s", 0.0)) if results else 0.0,
                 "node": last.get("node") or last.get("hostname") or "",
+                "node_id": last.get("node_id") or "",
                 "failures": int(state["failures"]),
                 "error": error,
             }
