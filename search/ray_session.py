@@ -12,9 +12,14 @@ from search.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
-# Environment of every Ray worker: TensorFlow's C++ start-up notices would
-# otherwise fill the terminal once per worker.
-WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+# Environment of every Ray worker. TF_CPP_MIN_LOG_LEVEL hides TensorFlow's C++
+# start-up notices, which would otherwise fill the terminal once per worker.
+# TUNE_FUNCTION_THREAD_TIMEOUT_S is how long a reused worker waits for the training
+# thread of the trial ASHA stopped to exit. Ray Tune 2.60 waits 2 s by default, and
+# on a busy machine a longer wait made it fail the next trial with "Trainable runner
+# reuse requires reset_config() to be implemented and return True", without a
+# retry. 60 s is an estimate that leaves a wide margin over the default.
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}
 
 
 # Seconds to wait for a TCP connection to a cluster's address. ray.init itself
