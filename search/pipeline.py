@@ -140,6 +140,9 @@ def open_run_to_resume(storage: str, name: str) -> tuple[RunFolder, Config]:
     Raises:
         ConfigError: If there is no such run, it has finished, or Ray Tune never
             saved its state.
+
+    NOTE: nothing detects a driver that is still running this search, and resuming
+    it then gives two drivers that write into one folder.
     """
     folder = _open_run_folder(storage, name)
     if not folder.is_dir():
