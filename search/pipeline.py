@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shlex
 import tempfile
 import time
@@ -65,17 +66,18 @@ def _reason(error: Exception) -> str:
     return " ".join(text.split())
 
 
-def prepare_run_folder(config: Config, overwrite: bool = False) -> RunFolder:
-    """Pick the run name, reject or replace an existing run, and store the resolved configuration.
+def check_run_folder(config: Config, overwrite: bool = False) -> RunFolder:
+    """Pick the run name and check that its folder may be used, without writing anything.
 
     Args:
         config: The validated configuration; ``run.name`` is set when it was empty.
-        overwrite: Delete an existing run of the same name first. A folder that is
-            not a run (no lstm-tune.yaml inside) is never deleted.
+        overwrite: Allow an existing run of the same name, which
+            :func:`prepare_run_folder` then deletes. A folder that is not a run (no
+            lstm-tune.yaml inside) is never allowed.
 
     Raises:
-        ConfigError: If the name is invalid, the folder exists and ``overwrite`` is
-            False or it is not a run, or the storage cannot be written.
+        ConfigError: If the name is invalid, or the folder exists and ``overwrite``
+            is False or it is not a run.
     """
     name = config.run.name or default_run_name()
     folder = _open_run_folder(config.run.storage, name)
@@ -91,10 +93,37 @@ def prepare_run_folder(config: Config, overwrite: bool = False) -> RunFolder:
             f"--overwrite: '{folder.location}' is not a run folder (no {CONFIG_FILE} inside), "
             "so it is not deleted; choose another --name."
         )
+    _check_local_storage_writable(folder)
+    return folder
+
+
+def _check_local_storage_writable(folder: RunFolder) -> None:
+    """Reject a local run folder whose nearest existing parent is a file or is not writable."""
+    path = folder.local_path()
+    if path is None:
+        return
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        what = "a file" if not parent.is_dir() else "not writable"
+        raise ConfigError(
+            f"--storage: cannot write to '{folder.location}' because '{parent}' is {what}; "
+            "pass a folder you can write to."
+        )
+
+
+def prepare_run_folder(config: Config, overwrite: bool = False) -> RunFolder:
+    """Check the run folder, delete the run it replaces with ``overwrite``, and store the resolved configuration.
+
+    Raises:
+        ConfigError: As :func:`check_run_folder` does, or if the storage cannot be written.
+    """
+    folder = check_run_folder(config, overwrite=overwrite)
 
     try:
         if folder.exists():
-            logger.info("Deleting the existing run '%s' in %s, as --overwrite requests.", name, folder.location)
+            logger.info("Deleting the existing run '%s' in %s, as --overwrite requests.", config.run.name, folder.location)
             folder.delete()
         folder.write_text(dump_yaml(config), CONFIG_FILE)
     except OSError as error:
@@ -199,23 +228,22 @@ def run_main_job(config: Config, address: str | None, overwrite: bool = False, r
         SearchInterruptedError: If the search was stopped (Ctrl-C) before every trial ended.
         SearchFailedError: If no trial ended with a finite val_mae.
     """
+    from search.ray_session import check_storage_reaches_every_node, start_ray
+
+    # The name is checked before Ray starts, so a clash is reported at once. The
+    # folder is written only after the storage check, which needs Ray to count
+    # the nodes, so a rejected run leaves nothing behind in its storage.
+    if not resume:
+        check_run_folder(config, overwrite=overwrite)
+    start_ray(address, config.resources.num_cpus)
+    check_storage_reaches_every_node(config.run.storage, config.run.shared_storage)
+
     if resume:
         folder = RunFolder(join(config.run.storage, config.run.name))
         logger.info("Resuming run '%s' in %s with its stored %s.", config.run.name, folder.location, CONFIG_FILE)
     else:
         folder = prepare_run_folder(config, overwrite=overwrite)
         logger.info("Run '%s' writes to %s.", config.run.name, folder.location)
-
-    from search.ray_session import check_storage_reaches_every_node, start_ray
-
-    try:
-        start_ray(address, config.resources.num_cpus)
-        check_storage_reaches_every_node(config.run.storage, config.run.shared_storage)
-    except ConfigError:
-        # A new run that never started leaves no folder behind, so the same --name works next time.
-        if not resume:
-            folder.delete()
-        raise
 
     try:
         return _run_stages(folder, config, address, resume)

@@ -26,7 +26,7 @@ CASES = {
     "config is a folder": (["search", "--config", "{files}"], "is a folder, not a YAML config file"),
     "config not UTF-8": (["search", "--config", "{files}/binary.yaml"], "--config: cannot read"),
     "config not YAML": (["search", "--config", "{files}/broken.yaml"], "is not valid YAML at line"),
-    "config not a mapping": (["search", "--config", "{files}/list.yaml"], "holds a list, expected a mapping"),
+    "config not a mapping": (["search", "--config", "{files}/list.yaml"], "contains a list, expected a mapping"),
     "unknown section": (["search", "--config", "{files}/typo_section.yaml"], "dta: unknown key. Did you mean 'data'?"),
     "unknown key": (["search", "--config", "{files}/typo_key.yaml"], "data.lenght: unknown key. Did you mean 'data.length'?"),
     "wrong type": (["search", "--config", "{files}/wrong_type.yaml"], "data.n_train: got 'ten', expected an integer"),
