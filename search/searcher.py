@@ -78,6 +78,11 @@ class AshaAwareOptunaSearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
 
+        # Ray Tune 2.60 skips on_trial_result for the result on which the scheduler
+        # stops a trial, so the epoch ASHA stopped at arrives only here.
+        if result and not error and TIME_ATTR in result:
+            self.on_trial_result(trial_id, result)
+
         ot_trial = self._ot_trials[trial_id]
         values = self._values.get(trial_id, {})
         epochs = max(values, default=0)
