@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import socket
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,9 @@ _STATE_FILE = "state.json"
 TRAIN_STREAM = 1
 VAL_STREAM = 2
 RETRAIN_STREAM = 3
+
+# Trials this worker process has started; with reuse_actors a process runs several.
+_trials_in_process = 0
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,14 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     with its optimizer state, so a trial whose worker died restarts from its last
     epoch. A trial whose loss or validation MAE stops being finite reports
     ``diverged`` and ends.
+
+    Every report also carries the seconds this trial spent on imports, data and
+    model building before training (``setup_*_s``), and the worker's process id
+    and trial count, which the orchestration benchmark reads.
     """
+    global _trials_in_process
+    _trials_in_process += 1
+    started = time.perf_counter()
     configure_threads(settings.cpus_per_trial)
     import keras
 
@@ -69,9 +81,11 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     # Keras keeps layer-name counters and graphs per process; a reused worker
     # starts each trial clean so memory does not grow from trial to trial.
     keras.backend.clear_session()
+    imported = time.perf_counter()
 
     train = generate_examples(settings.n_train, settings.length, settings.horizon, seed=[settings.data_seed, TRAIN_STREAM])
     val = generate_examples(settings.n_val, settings.length, settings.horizon, seed=[settings.data_seed, VAL_STREAM])
+    generated = time.perf_counter()
 
     context = tune.get_context()
     trial_id = context.get_trial_id()
@@ -96,6 +110,14 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         initial_epoch = 0
         best_val_mae = math.inf
 
+    setup = {
+        "setup_import_s": imported - started,
+        "setup_data_s": generated - imported,
+        "setup_build_s": time.perf_counter() - generated,
+        "worker_pid": os.getpid(),
+        "worker_trial": _trials_in_process,
+    }
+
     def report_epoch(trained: keras.Model, result: Any) -> bool:
         nonlocal best_val_mae
         diverged = not result.is_finite
@@ -110,6 +132,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             "epoch_time_s": result.epoch_time_s,
             "diverged": diverged,
             "node": node,
+            **setup,
         }
 
         # A diverged model is not worth resuming, so its last report carries no checkpoint.
