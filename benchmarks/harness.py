@@ -1,4 +1,4 @@
-"""What every benchmark shares: the command line, the machine description, the table and the JSON summary."""
+"""Parts shared by every benchmark: the command line, the machine description, the table and the JSON summary."""
 
 from __future__ import annotations
 
@@ -19,12 +19,16 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 
-def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse ``--out FILE.json`` and ``--quick``, the options every benchmark takes."""
+def build_parser(description: str) -> argparse.ArgumentParser:
+    """Build a parser with ``--out FILE.json`` and ``--quick``, the options every benchmark takes."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, required=True, help="path of the JSON summary to write")
     parser.add_argument("--quick", action="store_true", help="run a smaller version that only checks the benchmark works")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser(description).parse_args(argv)
 
 
 def machine() -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Methods, all on the same data, search space, CPU budget and 2 CPUs:
 
 - ``tpe_asha``: the product's search, Optuna TPE through ``AshaAwareOptunaSearch``
-  with ASHA, which tells Optuna the trials ASHA stopped as pruned.
+  with ASHA, which records the trials ASHA stopped as pruned in the Optuna study.
 - ``tpe_asha_stock``: the same with Ray's stock ``OptunaSearch``, which records an
   ASHA-stopped trial as complete with its last low-rung value.
 - ``random_asha``: random sampling with ASHA.
@@ -11,13 +11,15 @@ Methods, all on the same data, search space, CPU budget and 2 CPUs:
 - ``kerastuner``: KerasTuner's Hyperband tuner, one trial at a time, no Ray.
 - ``optuna``: plain Optuna, TPE with its SuccessiveHalvingPruner, ``n_jobs=2``, no Ray.
 
-A trial's CPU-seconds are its epochs' training time (fit and validation, as
-``EpochResult.epoch_time_s`` measures it) times the CPUs it holds, which is 1 in
-every method. Epochs are put in the order they finished, so "CPU-seconds to
-target" is the sum of the epochs that ended before the first epoch with
-``val_mae <= TARGET``. A search stops once its epochs add up to the budget.
-Each (method, seed) runs in its own process, so thread settings and imports do
-not carry over.
+CPU-seconds are the CPU time (``time.process_time``) of the processes that train,
+counted from the end of their imports, so that a machine shared with other work
+inflates them far less than wall time. Each epoch is charged the CPU time its
+process used since that process's previous epoch, which includes validation,
+checkpoints, model building and data generation between trials. Epochs are put in
+the order the driver learned of them, and "CPU-seconds to target" is the sum up
+to the first epoch with ``val_mae <= TARGET``. A search stops once the sum reaches
+the budget. Each (method, seed) runs in its own process, so thread settings and
+imports do not carry over.
 
     python benchmarks/search_efficiency.py --out search_efficiency.json
     python benchmarks/search_efficiency.py --out search_efficiency.json --quick
@@ -36,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ import harness
 TARGET_VAL_MAE = 0.01
 METHODS = ["tpe_asha", "tpe_asha_stock", "random_asha", "random_fifo", "kerastuner", "optuna"]
 CPUS = 2
+COLUMNS = ["method", "seed", "cpu_s_to_target", "best_val_mae", "cpu_s_spent", "epoch_wall_s_spent", "trials", "epochs", "wall_s"]
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,10 @@ class Size:
     seeds: tuple[int, ...]
 
 
-# NOTE: sized so that the full run takes about 35 minutes on 2 cores of an AMD
-# EPYC while others use the machine too; a quiet machine finishes sooner.
+# NOTE: the full size is an estimate that has not yet run in full. On 2 quiet
+# cores it should take 35 to 40 minutes, and --quick 3 to 5.
 # With 1,000 series a well-chosen configuration reaches the target in about 12
-# epochs; max_t=27 with grace_period=3 gives ASHA rungs at 3, 9 and 27 epochs.
+# epochs. max_t=27 with grace_period=3 gives ASHA rungs at 3, 9 and 27 epochs.
 FULL = Size(n_train=1000, n_val=200, max_t=27, grace_period=3, reduction_factor=3, budget_cpu_s=180.0, seeds=(0, 1, 2))
 QUICK = Size(n_train=500, n_val=100, max_t=9, grace_period=1, reduction_factor=3, budget_cpu_s=30.0, seeds=(0,))
 
@@ -76,35 +79,48 @@ class Epoch:
     trial: str
     epoch: int
     val_mae: float
-    cpu_s: float
+    cpu_s: float  # CPU time of the training process since its previous epoch
+    wall_s: float  # the epoch's training and validation wall time
 
 
 class EpochLog:
-    """Thread-safe list of finished epochs that knows when the CPU budget is spent."""
+    """Thread-safe list of finished epochs and the CPU-seconds they add up to."""
 
     def __init__(self, budget_cpu_s: float) -> None:
         self.budget_cpu_s = budget_cpu_s
         self.epochs: list[Epoch] = []
         self._cpu_s = 0.0
         self._lock = threading.Lock()
+        self._last_process_cpu_s = time.process_time()
 
-    def add(self, trial: str, epoch: int, val_mae: float, cpu_s: float) -> None:
+    def add(self, trial: str, epoch: int, val_mae: float, cpu_s: float, wall_s: float) -> None:
         with self._lock:
-            self.epochs.append(Epoch(time.perf_counter(), trial, epoch, val_mae, cpu_s))
+            self.epochs.append(Epoch(time.perf_counter(), trial, epoch, val_mae, cpu_s, wall_s))
             self._cpu_s += cpu_s
+
+    def add_in_process(self, trial: str, epoch: int, val_mae: float, wall_s: float) -> None:
+        """Record an epoch trained in this process, charged this process's CPU time since the last one."""
+        with self._lock:
+            now = time.process_time()
+            cpu_s, self._last_process_cpu_s = now - self._last_process_cpu_s, now
+        self.add(trial, epoch, val_mae, cpu_s, wall_s)
 
     @property
     def spent(self) -> bool:
         with self._lock:
             return self._cpu_s >= self.budget_cpu_s
 
-    # Ray Tune pickles the RunConfig, and with it the stopper that holds this log.
+    # Ray Tune pickles the RunConfig, and with it the stopper that contains this log.
     def __getstate__(self) -> dict[str, Any]:
         return {key: value for key, value in self.__dict__.items() if key != "_lock"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+    def restart_clock(self) -> None:
+        """Start charging CPU time from now, after the imports and the data."""
+        self._last_process_cpu_s = time.process_time()
 
 
 def summarize(epochs: list[Epoch], budget_cpu_s: float) -> dict[str, Any]:
@@ -124,6 +140,7 @@ def summarize(epochs: list[Epoch], budget_cpu_s: float) -> dict[str, Any]:
         "cpu_s_to_target": to_target,
         "best_val_mae": best if math.isfinite(best) else None,
         "cpu_s_spent": min(cpu_s, budget_cpu_s),
+        "epoch_wall_s_spent": sum(epoch.wall_s for epoch in epochs),
         "trials": len({epoch.trial for epoch in epochs}),
         "epochs": len(epochs),
     }
@@ -149,8 +166,20 @@ def run_ray_method(method: str, size: Size, seed: int, log: EpochLog) -> None:
     class BudgetStopper(tune.Stopper):
         """Records each result's epoch and stops the whole search once the budget is spent."""
 
+        def __init__(self) -> None:
+            self.last_cpu_s: dict[int, float] = {}  # by worker process id
+
         def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-            log.add(trial_id, int(result["epoch"]), float(result["val_mae"]), float(result["epoch_time_s"]))
+            pid = result["worker_pid"]
+            previous = self.last_cpu_s.get(pid, result["process_cpu_after_import_s"])
+            self.last_cpu_s[pid] = result["process_cpu_s"]
+            log.add(
+                trial_id,
+                int(result["epoch"]),
+                float(result["val_mae"]),
+                result["process_cpu_s"] - previous,
+                float(result["epoch_time_s"]),
+            )
             return False
 
         def stop_all(self) -> bool:
@@ -249,7 +278,7 @@ def run_kerastuner(size: Size, seed: int, log: EpochLog, train: Any, val: Any) -
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             val_mae = float((logs or {}).get("val_loss", math.nan))
-            log.add(self.trial, epoch + 1, val_mae, time.perf_counter() - self._started)
+            log.add_in_process(self.trial, epoch + 1, val_mae, time.perf_counter() - self._started)
             if log.spent:
                 self.model.stop_training = True
 
@@ -291,7 +320,7 @@ def run_plain_optuna(size: Size, seed: int, log: EpochLog, train: Any, val: Any)
 
         def on_epoch_end(_model: Any, result: Any) -> bool:
             nonlocal pruned
-            log.add(str(trial.number), result.epoch, result.val_mae, result.epoch_time_s)
+            log.add_in_process(str(trial.number), result.epoch, result.val_mae, result.epoch_time_s)
             if not result.is_finite:
                 return True
             trial.report(result.val_mae, result.epoch)
@@ -324,8 +353,8 @@ def run_one(method: str, size: Size, seed: int, result_file: Path) -> None:
         from search.threads import configure_threads
 
         # Plain Optuna runs two trials at once in one process, so its TensorFlow
-        # gets both CPUs; KerasTuner runs one trial at a time on one CPU, so its
-        # training time counts the same CPU-seconds as a Ray trial's.
+        # gets both CPUs. KerasTuner runs one trial at a time, and with one
+        # thread, as a Ray trial does, it uses one CPU and leaves the other idle.
         configure_threads(CPUS if method == "optuna" else 1)
         import keras
 
@@ -335,6 +364,7 @@ def run_one(method: str, size: Size, seed: int, result_file: Path) -> None:
         keras.utils.set_random_seed(seed)
         train = generate_examples(size.n_train, seed=[seed, TRAIN_STREAM])
         val = generate_examples(size.n_val, seed=[seed, VAL_STREAM])
+        log.restart_clock()
         if method == "kerastuner":
             run_kerastuner(size, seed, log, train, val)
         else:
@@ -358,8 +388,12 @@ def main() -> None:
         run_one(args.run_one, QUICK if args.quick else FULL, args.seed, args.result_file)
         return
 
-    args = harness.parse_args(__doc__.splitlines()[0])
+    parser = harness.build_parser(__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run; defaults to 0 1 2, or 0 with --quick")
+    args = parser.parse_args()
     size = QUICK if args.quick else FULL
+    if args.seeds:
+        size = replace(size, seeds=tuple(args.seeds))
 
     runs: dict[str, list[dict[str, Any]]] = {method: [] for method in METHODS}
     rows = []
@@ -378,10 +412,10 @@ def main() -> None:
             result_file.unlink()
             runs[method].append(run)
             rows.append({"method": method, "seed": seed, **run})
-            harness.print_table(rows[-1:], ["method", "seed", "cpu_s_to_target", "best_val_mae", "cpu_s_spent", "trials", "epochs", "wall_s"])
+            harness.print_table(rows[-1:], COLUMNS)
 
     print()
-    harness.print_table(rows, ["method", "seed", "cpu_s_to_target", "best_val_mae", "cpu_s_spent", "trials", "epochs", "wall_s"])
+    harness.print_table(rows, COLUMNS)
 
     cpu_s_to_target = {method: [run["cpu_s_to_target"] for run in runs[method]] for method in METHODS}
     best_val_mae = {method: [run["best_val_mae"] for run in runs[method]] for method in METHODS}

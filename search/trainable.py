@@ -62,8 +62,8 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     ``diverged`` and ends.
 
     Every report also carries the seconds this trial spent on imports, data and
-    model building before training (``setup_*_s``), and the worker's process id
-    and trial count, which the orchestration benchmark reads.
+    model building before training (``setup_*_s``), the worker's process id, trial
+    count and CPU time, which the benchmarks read.
     """
     global _trials_in_process
     _trials_in_process += 1
@@ -82,6 +82,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     # starts each trial clean so memory does not grow from trial to trial.
     keras.backend.clear_session()
     imported = time.perf_counter()
+    cpu_after_import = time.process_time()
 
     train = generate_examples(settings.n_train, settings.length, settings.horizon, seed=[settings.data_seed, TRAIN_STREAM])
     val = generate_examples(settings.n_val, settings.length, settings.horizon, seed=[settings.data_seed, VAL_STREAM])
@@ -116,6 +117,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         "setup_build_s": time.perf_counter() - generated,
         "worker_pid": os.getpid(),
         "worker_trial": _trials_in_process,
+        "process_cpu_after_import_s": cpu_after_import,
     }
 
     def report_epoch(trained: keras.Model, result: Any) -> bool:
@@ -132,6 +134,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             "epoch_time_s": result.epoch_time_s,
             "diverged": diverged,
             "node": node,
+            "process_cpu_s": time.process_time(),
             **setup,
         }
 

@@ -62,7 +62,7 @@ def test_fit_epochs_calls_hook_after_each_epoch_and_stops_when_asked() -> None:
     assert all(math.isfinite(result.val_mae) for result in results)
 
 
-def test_fit_epochs_val_mae_is_mae_of_whole_validation_set() -> None:
+def test_fit_epochs_val_mae_over_all_series() -> None:
     # 1,100 validation series make one full and one partial validation batch,
     # which must be weighted by their sizes.
     keras.utils.set_random_seed(0)

@@ -34,6 +34,6 @@ def test_asha_stopped_trials_are_pruned_in_optuna(local_ray, tmp_path) -> None:
     for trial_id in completed:
         assert states[trial_id] == optuna.trial.TrialState.COMPLETE, trial_id
 
-    # The study holds one trial per Ray Tune trial and no other.
+    # The study contains one trial per Ray Tune trial and no other.
     study_states = sorted(trial.state.name for trial in outcome.searcher.study.get_trials())
     assert study_states == sorted(state.name for state in states.values())
