@@ -155,10 +155,7 @@ def build_tuner(
             num_samples=config.search.samples,
             max_concurrent_trials=concurrent,
             # Reusing a worker for the next trial saves importing TensorFlow again.
-            # NOTE: Ray Tune 2.60 waits TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s by default)
-            # for the previous trial's thread to end before it reuses a worker. On an
-            # overloaded machine that wait can run out, and the next trial fails with
-            # "Trainable runner reuse requires reset_config()".
+            # search.ray_session.WORKER_ENV gives the last trial's thread 30 s to end.
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(

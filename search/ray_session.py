@@ -10,8 +10,11 @@ import ray
 logger = logging.getLogger(__name__)
 
 # Environment of every Ray worker: TensorFlow's C++ start-up notices would
-# otherwise fill the terminal once per worker.
-WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+# otherwise fill the terminal once per worker. Before Ray Tune 2.60 reuses a
+# worker it waits TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s by default) for the last
+# trial's thread to end, and fails the next trial if it has not. A stopped
+# trial's thread can need longer than 2 s on a loaded machine.
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "30"}
 
 
 def start_ray(address: str | None, num_cpus: int) -> None:

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import optuna
+import pytest
+import ray
 
 from search.config import build_config
 from search.driver import run_search
+from search.ray_session import WORKER_ENV
 from search.trainable import TIME_ATTR
 
 
-def test_asha_stopped_trials_are_pruned_in_optuna(local_ray, tmp_path) -> None:
+@pytest.fixture
+def local_ray_with_worker_env():
+    """Start a small local Ray whose workers get the product's environment, as the command line sets it."""
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=200 * 1024 * 1024,
+        runtime_env={"env_vars": dict(WORKER_ENV)},
+        log_to_driver=False,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def test_asha_stopped_trials_are_pruned_in_optuna(local_ray_with_worker_env, tmp_path) -> None:
     config = build_config(preset="smoke", overrides={"run.storage": str(tmp_path)})
     max_t = config.asha.max_t
 
