@@ -20,6 +20,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,7 @@ def run_one(trials: int) -> dict[str, Any]:
         wall_s = time.perf_counter() - started
     finally:
         ray.shutdown()
+        shutil.rmtree(storage, ignore_errors=True)
 
     completed = sum(1 for result in results if result.error is None)
     return {

@@ -18,6 +18,7 @@ first traces the training and validation steps.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import tempfile
 import time
@@ -81,6 +82,7 @@ def main() -> None:
         wall_s = time.perf_counter() - started
     finally:
         ray.shutdown()
+        shutil.rmtree(storage, ignore_errors=True)
 
     trial_time_s = sum(max(result["time_total_s"] for result in results) for results in recorder.results.values())
     epoch_time_s = sum(result["epoch_time_s"] for results in recorder.results.values() for result in results)

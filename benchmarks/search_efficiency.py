@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -223,6 +224,7 @@ def run_ray_method(method: str, size: Size, seed: int, log: EpochLog) -> None:
         tuner.fit()
     finally:
         ray.shutdown()
+        shutil.rmtree(storage, ignore_errors=True)
     if not log.epochs:
         raise RuntimeError(f"{method}: the stopper saw no result; Ray Tune may have used a copy of it.")
 
