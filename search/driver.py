@@ -6,11 +6,13 @@ import logging
 import math
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.search import Searcher
 
 from search.config import Config
 from search.ray_session import cluster_cpus
@@ -102,18 +104,41 @@ def max_concurrent_trials(config: Config) -> int:
     return max(1, cluster_cpus() // config.resources.cpus_per_trial)
 
 
-def build_tuner(config: Config, name: str) -> tuple[tune.Tuner, AshaAwareOptunaSearch]:
-    """Assemble the Tuner: Optuna TPE for sampling, ASHA on val_mae per epoch for stopping."""
-    searcher = AshaAwareOptunaSearch(optuna_space(config.space), max_t=config.asha.max_t, seed=config.search.seed)
+def build_scheduler(config: Config) -> ASHAScheduler:
+    """Build ASHA on the epoch count.
 
-    # ASHA's minimum resource r is grace_period, its maximum R is max_t and its
-    # reduction factor η is reduction_factor, all counted in epochs.
-    scheduler = ASHAScheduler(
+    ASHA's minimum resource r is grace_period, its maximum R is max_t and its
+    reduction factor η is reduction_factor, all counted in epochs.
+    """
+    return ASHAScheduler(
         time_attr=TIME_ATTR,
         max_t=config.asha.max_t,
         grace_period=config.asha.grace_period,
         reduction_factor=config.asha.reduction_factor,
     )
+
+
+def build_tuner(
+    config: Config,
+    name: str,
+    *,
+    trainable: Any = None,
+    searcher: Searcher | None = None,
+    scheduler: TrialScheduler | None = None,
+    callbacks: Sequence[tune.Callback] = (),
+    stop: tune.Stopper | None = None,
+) -> tuple[tune.Tuner, Searcher]:
+    """Assemble the Tuner: Optuna TPE for sampling, ASHA on val_mae per epoch for stopping.
+
+    The keyword arguments replace one piece and keep every other choice, so the
+    benchmarks can compare searchers and schedulers under the same Tuner. By
+    default the trainable is :func:`build_trainable`, the searcher an
+    :class:`AshaAwareOptunaSearch` and the scheduler :func:`build_scheduler`.
+    """
+    if searcher is None:
+        searcher = AshaAwareOptunaSearch(optuna_space(config.space), max_t=config.asha.max_t, seed=config.search.seed)
+    if scheduler is None:
+        scheduler = build_scheduler(config)
 
     concurrent = max_concurrent_trials(config)
     logger.info(
@@ -127,7 +152,7 @@ def build_tuner(config: Config, name: str) -> tuple[tune.Tuner, AshaAwareOptunaS
     )
 
     tuner = tune.Tuner(
-        build_trainable(config),
+        trainable if trainable is not None else build_trainable(config),
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
@@ -136,6 +161,7 @@ def build_tuner(config: Config, name: str) -> tuple[tune.Tuner, AshaAwareOptunaS
             num_samples=config.search.samples,
             max_concurrent_trials=concurrent,
             # Reusing a worker for the next trial saves importing TensorFlow again.
+            # search.ray_session.WORKER_ENV gives the last trial's thread 30 s to end.
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
@@ -143,7 +169,8 @@ def build_tuner(config: Config, name: str) -> tuple[tune.Tuner, AshaAwareOptunaS
             storage_path=normalize_storage(config.run.storage),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
-            callbacks=[TrialLogger(config.asha.max_t)],
+            callbacks=[TrialLogger(config.asha.max_t), *callbacks],
+            stop=stop,
             verbose=1,
         ),
     )

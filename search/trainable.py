@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import socket
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,9 @@ _STATE_FILE = "state.json"
 TRAIN_STREAM = 1
 VAL_STREAM = 2
 RETRAIN_STREAM = 3
+
+# Trials this worker process has started; with reuse_actors a process runs several.
+_trials_in_process = 0
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     with its optimizer state, so a trial whose worker died restarts from its last
     epoch. A trial whose loss or validation MAE stops being finite reports
     ``diverged`` and ends.
+
+    Every report also carries the seconds this trial spent on imports, data and
+    model building before training (``setup_*_s``), the worker's process id, trial
+    count and CPU time, which the benchmarks read.
 
     An exception raised while training ends the trial with a last report whose
     ``error`` field contains the message, so the trial is recorded as failed. Ray Tune
@@ -92,6 +101,9 @@ class _TrialProgress:
 
 
 def _train(config: dict[str, Any], settings: TrialSettings, progress: _TrialProgress) -> None:
+    global _trials_in_process
+    _trials_in_process += 1
+    started = time.perf_counter()
     configure_threads(settings.cpus_per_trial)
     import keras
 
@@ -105,6 +117,8 @@ def _train(config: dict[str, Any], settings: TrialSettings, progress: _TrialProg
     # Keras keeps layer-name counters and graphs per process; a reused worker
     # starts each trial clean so memory does not grow from trial to trial.
     keras.backend.clear_session()
+    imported = time.perf_counter()
+    cpu_after_import = time.process_time()
 
     context = tune.get_context()
     trial_id = context.get_trial_id()
@@ -115,6 +129,7 @@ def _train(config: dict[str, Any], settings: TrialSettings, progress: _TrialProg
 
     train = generate_examples(settings.n_train, settings.length, settings.horizon, seed=[settings.data_seed, TRAIN_STREAM])
     val = generate_examples(settings.n_val, settings.length, settings.horizon, seed=[settings.data_seed, VAL_STREAM])
+    generated = time.perf_counter()
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -136,6 +151,15 @@ def _train(config: dict[str, Any], settings: TrialSettings, progress: _TrialProg
         best_val_mae = math.inf
     progress.epoch, progress.best_val_mae = initial_epoch, best_val_mae
 
+    setup = {
+        "setup_import_s": imported - started,
+        "setup_data_s": generated - imported,
+        "setup_build_s": time.perf_counter() - generated,
+        "worker_pid": os.getpid(),
+        "worker_trial": _trials_in_process,
+        "process_cpu_after_import_s": cpu_after_import,
+    }
+
     def report_epoch(trained: keras.Model, result: Any) -> bool:
         nonlocal best_val_mae
         diverged = not result.is_finite
@@ -151,6 +175,8 @@ def _train(config: dict[str, Any], settings: TrialSettings, progress: _TrialProg
             "diverged": diverged,
             "node": node,
             "node_id": node_id,
+            "process_cpu_s": time.process_time(),
+            **setup,
         }
 
         # A diverged model is not worth resuming, so its last report carries no checkpoint.

@@ -62,6 +62,19 @@ def test_fit_epochs_hook_stops_training() -> None:
     assert all(math.isfinite(result.val_mae) for result in results)
 
 
+def test_fit_epochs_val_mae_over_all_series() -> None:
+    # 1,100 validation series make one full and one partial validation batch,
+    # which must be weighted by their sizes.
+    keras.utils.set_random_seed(0)
+    train = generate_examples(16, length=10, horizon=2, seed=0)
+    val = generate_examples(1100, length=10, horizon=2, seed=1)
+    model = build_stacked_lstm(depth=1, units=4, length=10, horizon=2, learning_rate=1e-2)
+
+    [result] = fit_epochs(model, train.X, train.y, val.X, val.y, epochs=1, batch_size=8)
+
+    assert result.val_mae == pytest.approx(evaluate_mae(model, val.X, val.y), rel=1e-5)
+
+
 def test_fit_epochs_stops_on_nan_loss() -> None:
     data = generate_examples(16, length=6, horizon=2, seed=0)
     X = data.X.copy()

@@ -109,3 +109,17 @@ def test_searcher_tells_a_trial_that_raised_as_failed() -> None:
 
     [trial] = searcher.study.get_trials()
     assert trial.state == optuna.trial.TrialState.FAIL
+
+
+def test_searcher_records_result_that_arrives_only_at_completion() -> None:
+    # Ray Tune calls on_trial_complete, but not on_trial_result, with the result
+    # on which ASHA stops a trial.
+    searcher = _searcher()
+    searcher.suggest("t1")
+
+    _report(searcher, "t1", [0.05])
+    searcher.on_trial_complete("t1", result={"epoch": 2, "val_mae": 0.04, "diverged": False})
+
+    [trial] = searcher.study.get_trials()
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.intermediate_values == {1: 0.05, 2: 0.04}
