@@ -15,7 +15,7 @@ def build_stacked_lstm(
     """Build and compile a stacked LSTM that maps ``length`` steps to ``horizon`` steps.
 
     Every LSTM layer but the last returns its whole sequence so that the next layer
-    gets every step; the last one returns its final state, which the Dense head maps
+    gets every step. The last one returns its final state, which the Dense head maps
     to the forecast. The model is compiled with MAE loss and Adam.
 
     Args:

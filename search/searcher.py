@@ -39,10 +39,10 @@ class AshaAwareOptunaSearch(OptunaSearch):
     Ray's own ``OptunaSearch`` records every trial without an error as
     complete, with the last value it saw. A trial that ASHA stopped after one epoch
     would then count as a finished model with a one-epoch MAE, and TPE would learn
-    from a value that no finished model has. Here such a trial is told as pruned,
-    with its per-epoch values as intermediate values; a trial whose validation MAE
-    became NaN or infinite, or whose last report carries an ``error``, is told as
-    failed, so it never counts as good.
+    from a value that no finished model has. Here such a trial is recorded as
+    pruned, with its per-epoch values as intermediate values. A trial whose
+    validation MAE became NaN or infinite, or whose last report carries an
+    ``error``, is recorded as failed, so it never counts as good.
 
     Args:
         space: Optuna distributions by parameter name.

@@ -18,7 +18,7 @@ def configure_threads(cpus: int) -> None:
 
     Without this, each of several trials on one machine starts a thread per core and
     they slow each other down. TensorFlow accepts the setting only before its
-    runtime starts; a worker process that runs a second trial keeps the setting of
+    runtime starts. A worker process that runs a second trial keeps the setting of
     its first, which had the same number of CPUs.
     """
     quiet_tensorflow()
