@@ -50,12 +50,12 @@ class TrialLogger(tune.Callback):
             logger.warning("Trial %s failed after %d epochs and is not retried: %s", trial.trial_id, epochs, result["error"])
             return
         if result.get("diverged"):
-            how = "diverged"
+            outcome = "diverged"
         elif epochs < self._max_t:
-            how = "was stopped early by ASHA"
+            outcome = "was stopped early by ASHA"
         else:
-            how = "completed"
-        logger.info("Trial %s %s after %d of %d epochs, best val_mae %.5f.", trial.trial_id, how, epochs, self._max_t, best)
+            outcome = "completed"
+        logger.info("Trial %s %s after %d of %d epochs, best val_mae %.5f.", trial.trial_id, outcome, epochs, self._max_t, best)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         logger.warning("Trial %s failed: %s", trial.trial_id, _first_line(trial.error_file))

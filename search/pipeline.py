@@ -106,9 +106,9 @@ def _check_local_storage_writable(folder: RunFolder) -> None:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        what = "a file" if not parent.is_dir() else "not writable"
+        problem = "a file" if not parent.is_dir() else "not writable"
         raise ConfigError(
-            f"--storage: cannot write to '{folder.location}' because '{parent}' is {what}; "
+            f"--storage: cannot write to '{folder.location}' because '{parent}' is {problem}; "
             "pass a folder you can write to."
         )
 
