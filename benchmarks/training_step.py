@@ -92,19 +92,19 @@ def main() -> None:
     rows = []
     for repetition in range(repetitions):
         order = ("ours", "reference") if repetition % 2 == 0 else ("reference", "ours")
-        for which in order:
+        for model_name in order:
             keras.backend.clear_session()
             keras.utils.set_random_seed(repetition)
-            if which == "ours":
+            if model_name == "ours":
                 wall_s, cpu_s = time_ours(train, val, epochs)
             else:
                 wall_s, cpu_s = time_reference(keras, train, val, epochs)
-            per_second[which].append(N_TRAIN * epochs / wall_s)
-            per_cpu_second[which].append(N_TRAIN * epochs / cpu_s)
+            per_second[model_name].append(N_TRAIN * epochs / wall_s)
+            per_cpu_second[model_name].append(N_TRAIN * epochs / cpu_s)
             rows.append(
                 {
                     "repetition": repetition + 1,
-                    "model": which,
+                    "model": model_name,
                     "fit_s": wall_s,
                     "fit_cpu_s": cpu_s,
                     "examples_per_s": N_TRAIN * epochs / wall_s,

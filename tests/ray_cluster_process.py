@@ -4,7 +4,7 @@ Started by tests/test_cluster_runs.py with ``python tests/ray_cluster_process.py
 It starts a head node and N_NODES - 1 worker nodes with ``ray.cluster_utils.Cluster``,
 each with 1 CPU and a small object store, all listening on 127.0.0.1, and prints one
 JSON line: ``{"address": ..., "head": NODE_ID, "workers": [NODE_ID, ...]}``. Then it
-reads commands, one per line, and answers each with one JSON line:
+reads commands, one per line, and replies to each with one JSON line:
 
 - ``remove NODE_ID`` stops that worker node's processes and prints ``{"removed": NODE_ID}``.
 - ``stop``, or the end of stdin, shuts the cluster down and exits.

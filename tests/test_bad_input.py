@@ -1,8 +1,8 @@
 """Bad input to the command line: one line on stderr, exit status 2, no traceback and no run touched.
 
 Each case runs the real command in a fresh process. The storage folder contains a run
-named ``existing``; every file in the storage folder must be byte-identical after
-each case, and no case may start Ray or create a file.
+named ``existing``. Every file in the storage folder must be byte-identical after each
+case, and no case may start Ray or create a file.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_gets_one_line_and_exit_status_2(inputs, case) -> None:
+def test_bad_input_one_line_exit_2(inputs, case) -> None:
     args, expected = CASES[case]
     if case == "storage under a read-only folder" and os.geteuid() == 0:
         pytest.skip("root writes into a folder with mode 0555")
