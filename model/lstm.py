@@ -16,7 +16,8 @@ def build_stacked_lstm(
 
     Every LSTM layer but the last returns its whole sequence so that the next layer
     gets every step. The last one returns its final state, which the Dense head maps
-    to the forecast. The model is compiled with MAE loss and Adam.
+    to the forecast. The model is compiled with MAE loss and Adam, whose
+    variables are created here so that ``fit`` traces its training step once.
 
     Args:
         depth: Number of LSTM layers, at least 1.
@@ -42,7 +43,20 @@ def build_stacked_lstm(
 
     model = keras.Sequential(layers, name=f"stacked_lstm_{depth}x{units}")
     model.compile(loss="mae", optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
+    build_optimizer(model)
     return model
+
+
+def build_optimizer(model: keras.Model) -> None:
+    """Create the optimizer's slot variables now, before the first training step.
+
+    Adam creates its moment variables on its first update. Inside ``fit`` that
+    happens while TensorFlow traces the training step, and a traced function that
+    created variables is traced a second time, which costs as much as the first.
+    With the variables in place the step is traced once.
+    """
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
 
 
 def count_parameters(model: keras.Model) -> int:

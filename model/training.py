@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from model.lstm import build_optimizer
+
 
 @dataclass(frozen=True)
 class EpochResult:
@@ -92,6 +94,9 @@ def fit_epochs(
     def record(trained: keras.Model, result: EpochResult) -> bool:
         results.append(result)
         return bool(on_epoch_end(trained, result)) if on_epoch_end else False
+
+    # A model loaded from a checkpoint may come without the optimizer's variables.
+    build_optimizer(model)
 
     callbacks = [_EpochHookCallback(record), *(extra_callbacks or [])]
     model.fit(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -113,6 +114,13 @@ def _train(config: dict[str, Any], settings: TrialSettings, progress: _TrialProg
 
     from data import generate_examples
     from model import build_stacked_lstm, fit_epochs, load_model, save_model
+
+    # The objects the imports created live as long as the process. Frozen, they
+    # are left out of every later garbage collection, so the collection inside
+    # clear_session walks this trial's garbage, not several hundred thousand
+    # module objects, and takes milliseconds instead of about 0.2 s.
+    if _trials_in_process == 1:
+        gc.freeze()
 
     # Keras keeps layer-name counters and graphs per process; a reused worker
     # starts each trial clean so memory does not grow from trial to trial.

@@ -87,6 +87,27 @@ def test_fit_epochs_stops_on_nan_loss() -> None:
     assert not results[0].is_finite
 
 
+@pytest.mark.parametrize("source", ["built", "loaded"])
+def test_training_step_traced_once(source, tmp_path) -> None:
+    # 70 series in batches of 16 end with a partial batch, which must not cause a retrace either.
+    data = generate_examples(70, seed=3)
+    model = build_stacked_lstm(2, 4, data.X.shape[1], data.y.shape[1])
+    if source == "loaded":
+        model = load_model(save_model(model, tmp_path / "model.keras"))
+
+    traced = []
+    train_step = model.train_step
+
+    def counting_train_step(batch):
+        traced.append(batch)
+        return train_step(batch)
+
+    model.train_step = counting_train_step
+    fit_epochs(model, data.X, data.y, data.X, data.y, epochs=3, batch_size=16)
+
+    assert len(traced) == 1
+
+
 def test_save_and_load_round_trip_gives_same_forecast(tmp_path) -> None:
     data = generate_examples(8, length=10, horizon=2, seed=0)
     model = build_stacked_lstm(depth=2, units=4, length=10, horizon=2)
