@@ -60,7 +60,6 @@ def run_one(trials: int) -> dict[str, Any]:
 
     from search.config import build_config
     from search.driver import build_tuner
-    from search.ray_session import LOOPBACK, loopback_only
 
     storage = tempfile.mkdtemp(prefix="lstm-tune-bench-")
     config = build_config(
@@ -72,16 +71,7 @@ def run_one(trials: int) -> dict[str, Any]:
             "run.storage": storage,
         }
     )
-    # The product's own local Ray listens on loopback only, and so does this one.
-    with loopback_only():
-        ray.init(
-            address="local",
-            num_cpus=CPUS,
-            include_dashboard=False,
-            object_store_memory=200 * 1024 * 1024,
-            log_to_driver=False,
-            _node_ip_address=LOOPBACK,
-        )
+    harness.start_local_ray(CPUS)
     try:
         trainable = tune.with_resources(synthetic_trial, {"cpu": config.resources.cpus_per_trial})
         tuner, _ = build_tuner(config, f"driver-scale-{trials}", trainable=trainable)

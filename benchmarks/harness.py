@@ -87,3 +87,25 @@ def write_summary(path: Path, name: str, quick: bool, summary: dict[str, Any]) -
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(f"Wrote {path}.")
+
+
+def start_local_ray(cpus: int, runtime_env: dict[str, Any] | None = None) -> None:
+    """Start a local Ray with ``cpus`` CPUs, a 200 MB object store and no dashboard.
+
+    Like the product's own local Ray, it listens on 127.0.0.1 only. Worker output
+    stays in Ray's log files, so the benchmark's table is not interleaved with it.
+    """
+    import ray
+
+    from search.ray_session import LOOPBACK, loopback_only
+
+    with loopback_only():
+        ray.init(
+            address="local",
+            num_cpus=cpus,
+            include_dashboard=False,
+            object_store_memory=200 * 1024 * 1024,
+            runtime_env=runtime_env,
+            log_to_driver=False,
+            _node_ip_address=LOOPBACK,
+        )

@@ -160,7 +160,7 @@ def run_ray_method(method: str, size: Size, seed: int, log: EpochLog) -> None:
 
     from search.config import build_config
     from search.driver import build_tuner
-    from search.ray_session import LOOPBACK, WORKER_ENV, loopback_only
+    from search.ray_session import WORKER_ENV
     from search.searcher import optuna_space
     from search.trainable import METRIC, MODE
 
@@ -211,17 +211,7 @@ def run_ray_method(method: str, size: Size, seed: int, log: EpochLog) -> None:
     if method == "random_fifo":
         scheduler = FIFOScheduler()
 
-    # The product's own local Ray listens on loopback only, and so does this one.
-    with loopback_only():
-        ray.init(
-            address="local",
-            num_cpus=CPUS,
-            include_dashboard=False,
-            object_store_memory=200 * 1024 * 1024,
-            runtime_env={"env_vars": dict(WORKER_ENV)},
-            log_to_driver=False,
-            _node_ip_address=LOOPBACK,
-        )
+    harness.start_local_ray(CPUS, runtime_env={"env_vars": dict(WORKER_ENV)})
     try:
         tuner, _ = build_tuner(config, f"{method}-{seed}", searcher=searcher, scheduler=scheduler, stop=BudgetStopper())
         tuner.fit()
