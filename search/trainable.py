@@ -52,9 +52,16 @@ class TrialSettings:
     cpus_per_trial: int
 
 
-def trial_seed(search_seed: int, trial_id: str) -> int:
-    """Derive a weight-initialisation seed that differs between trials but not between reruns."""
-    return zlib.crc32(f"{search_seed}:{trial_id}".encode()) & 0x7FFFFFFF
+def trial_seed(search_seed: int, config: dict[str, Any]) -> int:
+    """Derive a weight-initialisation seed from the search seed and the sampled configuration.
+
+    Ray draws each trial id at random, so a seed derived from it would differ in
+    every run. Derived from the configuration, the same configuration starts from
+    the same weights in every search with the same seed, while configurations that
+    differ in any parameter get different seeds (a 31-bit hash, so barring collisions).
+    """
+    params = ",".join(f"{name}={config[name]!r}" for name in sorted(config))
+    return zlib.crc32(f"{search_seed}:{params}".encode()) & 0x7FFFFFFF
 
 
 def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
@@ -147,7 +154,7 @@ def _train(config: dict[str, Any], settings: TrialSettings, progress: _TrialProg
         initial_epoch = int(state["epoch"])
         best_val_mae = float(state["best_val_mae"])
     else:
-        keras.utils.set_random_seed(trial_seed(settings.search_seed, trial_id))
+        keras.utils.set_random_seed(trial_seed(settings.search_seed, config))
         model = build_stacked_lstm(
             depth=int(config["depth"]),
             units=int(config["units"]),
