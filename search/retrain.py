@@ -42,6 +42,15 @@ def load_test_set(config: Config) -> Any:
     return generate_examples(config.data.n_test, config.data.length, config.data.horizon, seed=config.data.test_seed)
 
 
+def configure_driver_threads(config: Config) -> None:
+    """Give the driver's TensorFlow ``resources.num_cpus`` threads, or one per core when it is 0.
+
+    The notebook baseline and the retrain both train in this process, and TensorFlow
+    takes a thread setting only before its runtime starts, so both call this first.
+    """
+    configure_threads(config.resources.num_cpus or os.cpu_count() or 1)
+
+
 def score_baselines(config: Config, test: Any) -> dict[str, float]:
     """Return the test MAE of the constant, persistence and (unless skipped) notebook baselines."""
     from data import generate_examples
@@ -55,6 +64,7 @@ def score_baselines(config: Config, test: Any) -> dict[str, float]:
 
     if config.retrain.notebook_baseline:
         logger.info("Training the notebook's 4x20 LSTM baseline: 500 series, batch 10, 5 epochs.")
+        configure_driver_threads(config)
         started = time.perf_counter()
         train = generate_examples(500, config.data.length, horizon, seed=[config.data.seed, NOTEBOOK_STREAM])
         val = generate_examples(config.data.n_val, config.data.length, horizon, seed=[config.data.seed, VAL_STREAM])
@@ -75,7 +85,7 @@ def retrain(config: Config, params: dict[str, Any], test: Any) -> tuple[Any, Ret
     Returns:
         The retrained Keras model and its scores.
     """
-    configure_threads(config.resources.num_cpus or os.cpu_count() or 1)
+    configure_driver_threads(config)
     import keras
 
     from data import generate_examples

@@ -31,7 +31,8 @@ def configure_threads(cpus: int) -> None:
         current = tf.config.threading.get_intra_op_parallelism_threads()
         if current != cpus:
             logger.warning(
-                "TensorFlow already runs with %d intra-op threads in process %d, but this trial has %d CPUs.",
+                "TensorFlow already runs with %d intra-op threads (0 means one per core) in process %d, "
+                "so the %d CPUs asked for now are not applied.",
                 current,
                 os.getpid(),
                 cpus,
