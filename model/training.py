@@ -95,7 +95,7 @@ def fit_epochs(
         results.append(result)
         return bool(on_epoch_end(trained, result)) if on_epoch_end else False
 
-    # A model loaded from a checkpoint may come without the optimizer's variables.
+    # A model compiled elsewhere than build_stacked_lstm may not have its optimizer's variables yet.
     build_optimizer(model)
 
     callbacks = [_EpochHookCallback(record), *(extra_callbacks or [])]

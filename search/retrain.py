@@ -43,7 +43,7 @@ def load_test_set(config: Config) -> Any:
 
 
 def configure_driver_threads(config: Config) -> None:
-    """Give the driver's TensorFlow ``resources.num_cpus`` threads, or one per core when it is 0.
+    """Set the driver's TensorFlow threads to ``resources.num_cpus``, or one per core when it is 0.
 
     The notebook baseline and the retrain both train in this process, and TensorFlow
     takes a thread setting only before its runtime starts, so both call this first.

@@ -32,7 +32,7 @@ def configure_threads(cpus: int) -> None:
         if current != cpus:
             logger.warning(
                 "TensorFlow already runs with %d intra-op threads (0 means one per core) in process %d, "
-                "so the %d CPUs asked for now are not applied.",
+                "so the requested %d threads are ignored.",
                 current,
                 os.getpid(),
                 cpus,
